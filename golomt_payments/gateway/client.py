@@ -1,0 +1,652 @@
+"""The HTTP client for the bank's E-Commerce API: one ``requests.Session``, strict timeouts.
+
+Calls that move money or create something (invoice, pay, confirmation) are never retried: a
+timeout leaves their outcome unknown, and only a later inquiry may decide. Read-only calls are
+retried on transient errors. Every attempt is reported as an :class:`Exchange` for the audit
+log, without the bearer token or the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Literal, TypeGuard, TypeVar
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from . import checksum
+from .amounts import format_amount
+from .errors import (
+    RETRYABLE,
+    BadResponse,
+    BankRefused,
+    BankServerError,
+    BankTimeout,
+    BankUnreachable,
+    PaymentNotFound,
+    Unauthorized,
+)
+from .ids import is_valid_transaction_id
+from .messages import (
+    CreatedInvoice,
+    SettlementPage,
+    SettlementRow,
+    TokenResult,
+    TransactionResult,
+    parse_created_invoice,
+    parse_settlement_page,
+    parse_token_result,
+    parse_transaction_result,
+)
+
+__all__ = ["MAX_RESPONSE_TEXT", "Exchange", "GolomtClient"]
+
+logger = logging.getLogger(__name__)
+
+MAX_RESPONSE_TEXT = 64 * 1024
+"""Characters of a response body kept in an :class:`Exchange`."""
+
+_EXCERPT = 500
+_REDACTED = "[redacted]"
+_RETURN_TYPES = ("POST", "GET", "MOBILE")
+_PAY_LANGS = ("MN", "EN")
+_PAGE_LANGS = ("mn", "en")
+_PAGE_METHODS = ("payment", "socialpay")
+# Printable ASCII without spaces: anything else would be refused by the HTTP layer with an
+# error message that quotes the header value, i.e. the token.
+_HEADER_SAFE = re.compile(r"[!-~]+")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One attempt of one outbound call, for the caller's audit log (never holds credentials).
+
+    ``attempt`` counts from 1 when a read is retried.
+    """
+
+    endpoint: str
+    request_body: dict[str, Any]
+    status_code: int | None
+    response_text: str | None
+    duration_ms: int
+    error: str | None
+    transaction_id: str | None
+    attempt: int = 1
+
+
+class GolomtClient:
+    """Talks to one merchant account of the bank; safe to share between threads' calls."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        bearer_token: str,
+        secret: str,
+        timeout: tuple[float, float] = (5.0, 20.0),
+        read_retries: int = 2,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+        on_exchange: Callable[[Exchange], None] | None = None,
+    ) -> None:
+        parts = urlsplit(base_url) if isinstance(base_url, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("base_url must be an absolute http(s):// URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("base_url must not contain credentials")
+        if not isinstance(bearer_token, str) or not _HEADER_SAFE.fullmatch(bearer_token):
+            raise ValueError(
+                "bearer_token must be a non-empty string of printable ASCII without spaces"
+            )
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("secret must be a non-empty string")
+        if (
+            not isinstance(timeout, tuple)
+            or len(timeout) != 2
+            or not all(_positive_number(part) for part in timeout)
+        ):
+            raise ValueError("timeout must be a (connect, read) pair of positive seconds")
+        if isinstance(read_retries, bool) or not isinstance(read_retries, int) or read_retries < 0:
+            raise ValueError("read_retries must be a non-negative integer")
+        if not _number(backoff) or backoff < 0:
+            raise ValueError("backoff must be a non-negative number of seconds")
+
+        self._base_url = base_url.rstrip("/")
+        self._bearer_token = bearer_token
+        self._secret = secret
+        self._timeout = (float(timeout[0]), float(timeout[1]))
+        self._read_retries = read_retries
+        self._backoff = float(backoff)
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._on_exchange = on_exchange
+        # Tests patch this to avoid real waits between retries.
+        self._sleep: Callable[[float], None] = time.sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The bank's base URL without a trailing slash."""
+        return self._base_url
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release pooled connections (a session passed in by the caller is left open)."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> GolomtClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- payments ----------------------------------------------------------------------------
+
+    def create_invoice(
+        self,
+        *,
+        transaction_id: str,
+        amount: Decimal | int | str,
+        callback: str,
+        return_type: str = "POST",
+        gen_token: bool = False,
+        social_deeplink: bool = False,
+    ) -> CreatedInvoice:
+        """Create a payment page. Never retried: a repeat would reuse the transactionId."""
+        _require_transaction_id(transaction_id)
+        return_type = _choice("return_type", return_type, _RETURN_TYPES, str.upper)
+        _require_text("callback", callback)
+        amount_text = format_amount(amount)  # the same string goes in the body and the hash
+        body = {
+            "amount": amount_text,
+            "callback": callback,
+            "checksum": checksum.invoice_request(
+                self._secret,
+                transaction_id=transaction_id,
+                amount=amount_text,
+                return_type=return_type,
+                callback=callback,
+            ),
+            "genToken": _yes_no("gen_token", gen_token),
+            "returnType": return_type,
+            "transactionId": transaction_id,
+            "socialDeeplink": _yes_no("social_deeplink", social_deeplink),
+        }
+
+        def parse(payload: dict[str, Any]) -> CreatedInvoice:
+            created = parse_created_invoice(payload, self._secret, kind="invoice")
+            _same_transaction("/api/invoice", transaction_id, created.transaction_id)
+            return created
+
+        return self._call("/api/invoice", body, parse, transaction_id=transaction_id, retries=0)
+
+    def inquiry(self, transaction_id: str) -> TransactionResult:
+        """Ask the bank for a payment's state: the only source of truth. Retried."""
+        _require_transaction_id(transaction_id)
+        body = {
+            "transactionId": transaction_id,
+            "checksum": checksum.inquiry_request(self._secret, transaction_id=transaction_id),
+        }
+        return self._call(
+            "/api/inquiry",
+            body,
+            self._result_parser("/api/inquiry", "inquiry", transaction_id),
+            transaction_id=transaction_id,
+            retries=self._read_retries,
+        )
+
+    def pay(
+        self, *, transaction_id: str, amount: Decimal | int | str, token: str, lang: str = "MN"
+    ) -> TransactionResult:
+        """Charge a saved card token synchronously. Never retried: it moves money."""
+        _require_transaction_id(transaction_id)
+        _require_text("token", token)
+        lang = _choice("lang", lang, _PAY_LANGS, str.upper)
+        amount_text = format_amount(amount)
+        body = {
+            "amount": amount_text,
+            "transactionId": transaction_id,
+            "lang": lang,
+            "token": token,
+            "checksum": checksum.pay_request(
+                self._secret, amount=amount_text, transaction_id=transaction_id, token=token
+            ),
+        }
+        return self._call(
+            "/api/pay",
+            body,
+            self._result_parser("/api/pay", "pay", transaction_id),
+            transaction_id=transaction_id,
+            retries=0,
+        )
+
+    def check(self, transaction_id: str) -> TransactionResult:
+        """Ask for the state of a token payment (``/api/check``). Retried."""
+        _require_transaction_id(transaction_id)
+        body = {
+            "transactionId": transaction_id,
+            "checksum": checksum.check_request(self._secret, transaction_id=transaction_id),
+        }
+        return self._call(
+            "/api/check",
+            body,
+            self._result_parser("/api/check", "check", transaction_id),
+            transaction_id=transaction_id,
+            retries=self._read_retries,
+        )
+
+    # -- card tokens without a purchase --------------------------------------------------------
+
+    def create_token(
+        self, *, transaction_id: str, callback: str, return_type: str = "POST"
+    ) -> CreatedInvoice:
+        """Start the save-a-card flow (``/api/confirmation``). Never retried."""
+        _require_transaction_id(transaction_id)
+        return_type = _choice("return_type", return_type, _RETURN_TYPES, str.upper)
+        _require_text("callback", callback)
+        body = {
+            "callback": callback,
+            "returnType": return_type,
+            "transactionId": transaction_id,
+            "checksum": checksum.confirmation_request(
+                self._secret,
+                transaction_id=transaction_id,
+                return_type=return_type,
+                callback=callback,
+            ),
+        }
+
+        def parse(payload: dict[str, Any]) -> CreatedInvoice:
+            created = parse_created_invoice(payload, self._secret, kind="confirmation")
+            _same_transaction("/api/confirmation", transaction_id, created.transaction_id)
+            return created
+
+        return self._call(
+            "/api/confirmation", body, parse, transaction_id=transaction_id, retries=0
+        )
+
+    def get_token(self, transaction_id: str) -> TokenResult:
+        """Read the card token created by the confirmation flow. Retried."""
+        _require_transaction_id(transaction_id)
+        body = {
+            "transactionId": transaction_id,
+            "checksum": checksum.get_token_request(self._secret, transaction_id=transaction_id),
+        }
+
+        def parse(payload: dict[str, Any]) -> TokenResult:
+            result = parse_token_result(payload, self._secret)
+            _same_transaction("/api/get/token", transaction_id, result.transaction_id)
+            return result
+
+        return self._call(
+            "/api/get/token",
+            body,
+            parse,
+            transaction_id=transaction_id,
+            retries=self._read_retries,
+        )
+
+    # -- settlement ------------------------------------------------------------------------
+
+    def settlement_details(
+        self,
+        *,
+        merchant_id: str,
+        token: str,
+        start: date,
+        end: date,
+        page: int = 0,
+        size: int = 50,
+    ) -> SettlementPage:
+        """One page of settled transactions between two dates (inclusive). Retried."""
+        _require_text("merchant_id", merchant_id)
+        _require_text("token", token)
+        if not isinstance(start, date) or not isinstance(end, date):
+            raise ValueError("start and end must be dates")
+        if start > end:
+            raise ValueError("start must not be after end")
+        if isinstance(page, bool) or not isinstance(page, int) or page < 0:
+            raise ValueError("page must be a non-negative integer")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError("size must be a positive integer")
+        params = {
+            "page": str(page),
+            "size": str(size),
+            "start": f"{start:%Y-%m-%d}",
+            "end": f"{end:%Y-%m-%d}",
+        }
+        body = {
+            "merchantId": merchant_id,
+            "token": token,
+            "checksum": checksum.settlement_request(
+                self._secret, merchant_id=merchant_id, token=token
+            ),
+        }
+        return self._call(
+            "/api/getSettlementDetails",
+            body,
+            parse_settlement_page,
+            transaction_id=None,
+            retries=self._read_retries,
+            params=params,
+            # The meaning of this token is unclear (it may be a credential): keep it out of logs.
+            redact=("token",),
+        )
+
+    def iter_settlements(
+        self, *, merchant_id: str, token: str, start: date, end: date, size: int = 50
+    ) -> Iterator[SettlementRow]:
+        """Every settled row between two dates, fetching pages until the bank says ``last``."""
+        page_number = 0
+        while True:
+            page = self.settlement_details(
+                merchant_id=merchant_id,
+                token=token,
+                start=start,
+                end=end,
+                page=page_number,
+                size=size,
+            )
+            yield from page.rows
+            # Guard against a bank page that never says last: stop on an empty page too.
+            if page.last or not page.rows or page_number + 1 >= page.total_pages:
+                return
+            page_number += 1
+
+    # -- browser pages ---------------------------------------------------------------------
+
+    def payment_url(
+        self,
+        invoice: str,
+        *,
+        method: Literal["payment", "socialpay"] = "payment",
+        lang: str = "mn",
+    ) -> str:
+        """The bank's hosted page for an invoice: card form or SocialPay."""
+        page = _choice("method", method, _PAGE_METHODS, None)
+        return self._page_url(page, invoice, lang)
+
+    def confirmation_url(self, invoice: str, *, lang: str = "mn") -> str:
+        """The bank's hosted page of the save-a-card (confirmation) flow."""
+        return self._page_url("confirmation", invoice, lang)
+
+    def _page_url(self, kind: str, invoice: str, lang: str) -> str:
+        _require_text("invoice", invoice)
+        lang = _choice("lang", lang, _PAGE_LANGS, str.lower)
+        return f"{self._base_url}/{kind}/{lang}/{quote(invoice, safe='')}"
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _result_parser(
+        self, endpoint: str, kind: Literal["inquiry", "check", "pay"], transaction_id: str
+    ) -> Callable[[dict[str, Any]], TransactionResult]:
+        def parse(payload: dict[str, Any]) -> TransactionResult:
+            result = parse_transaction_result(payload, self._secret, kind=kind)
+            _same_transaction(endpoint, transaction_id, result.transaction_id)
+            return result
+
+        return parse
+
+    def _call(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        parse: Callable[[dict[str, Any]], _T],
+        *,
+        transaction_id: str | None,
+        retries: int,
+        params: dict[str, str] | None = None,
+        redact: tuple[str, ...] = (),
+    ) -> _T:
+        """POST with up to ``retries`` repeats after transient errors, backing off."""
+        attempt = 1
+        while True:
+            try:
+                return self._attempt(endpoint, body, parse, transaction_id, params, redact, attempt)
+            except RETRYABLE as exc:
+                if attempt > retries:
+                    raise
+                delay = self._backoff * 2 ** (attempt - 1)
+                logger.warning(
+                    "Golomt %s attempt %d failed (%s); retrying in %.2fs",
+                    endpoint,
+                    attempt,
+                    type(exc).__name__,
+                    delay,
+                )
+                self._sleep(delay)
+                attempt += 1
+
+    def _attempt(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        parse: Callable[[dict[str, Any]], _T],
+        transaction_id: str | None,
+        params: dict[str, str] | None,
+        redact: tuple[str, ...],
+        attempt: int,
+    ) -> _T:
+        status_code: int | None = None
+        response_text: str | None = None
+        error: str | None = None
+        started = time.monotonic()
+        try:
+            try:
+                response = self._session.post(
+                    self._base_url + endpoint,
+                    json=body,
+                    params=params,
+                    headers={
+                        "Authorization": f"Bearer {self._bearer_token}",
+                        "Content-Type": "application/json",
+                        "Accept": "application/json",
+                    },
+                    timeout=self._timeout,
+                    verify=True,
+                    # A redirect could carry the Authorization header elsewhere.
+                    allow_redirects=False,
+                )
+            except requests.Timeout as exc:
+                connect, read = self._timeout
+                raise BankTimeout(
+                    f"{endpoint}: no answer from the bank in time "
+                    f"(connect {connect:g}s, read {read:g}s; {type(exc).__name__})",
+                    endpoint=endpoint,
+                ) from exc
+            except requests.RequestException as exc:
+                raise BankUnreachable(
+                    f"{endpoint}: could not reach the bank ({type(exc).__name__}: "
+                    f"{self._scrub(str(exc))[:_EXCERPT]})",
+                    endpoint=endpoint,
+                ) from exc
+            status_code = response.status_code
+            raw_text = response.content.decode("utf-8", errors="replace")
+            response_text = self._scrub(raw_text)
+            # Parse what the bank sent; only messages and logs use the scrubbed copy.
+            payload = _payload(endpoint, status_code, raw_text, response_text)
+            return parse(payload)
+        except Exception as exc:
+            error = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            duration_ms = int((time.monotonic() - started) * 1000)
+            logger.debug(
+                "Golomt %s -> %s in %d ms%s",
+                endpoint,
+                status_code,
+                duration_ms,
+                f" ({error})" if error else "",
+            )
+            self._report(
+                Exchange(
+                    endpoint=endpoint,
+                    request_body=self._loggable(body, redact),
+                    status_code=status_code,
+                    response_text=(
+                        response_text[:MAX_RESPONSE_TEXT] if response_text is not None else None
+                    ),
+                    duration_ms=duration_ms,
+                    error=error,
+                    transaction_id=transaction_id,
+                    attempt=attempt,
+                )
+            )
+
+    def _report(self, exchange: Exchange) -> None:
+        """Hand the record to the caller's hook; its failure must never fail a payment call."""
+        if self._on_exchange is None:
+            return
+        try:
+            self._on_exchange(exchange)
+        except Exception:
+            logger.exception("Golomt on_exchange hook failed for %s", exchange.endpoint)
+
+    def _loggable(self, body: dict[str, Any], redact: tuple[str, ...]) -> dict[str, Any]:
+        loggable: dict[str, Any] = {}
+        for key, value in body.items():
+            if key in redact:
+                loggable[key] = _REDACTED
+            elif isinstance(value, str):
+                loggable[key] = self._scrub(value)
+            else:
+                loggable[key] = value
+        return loggable
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: no credential text survives into logs or error messages."""
+        for credential in (self._bearer_token, self._secret):
+            if credential in text:
+                text = text.replace(credential, _REDACTED)
+        return text
+
+
+def _payload(endpoint: str, status_code: int, text: str, safe_text: str) -> dict[str, Any]:
+    """Map the HTTP answer to a JSON object or to the matching gateway error.
+
+    ``safe_text`` is ``text`` with credentials scrubbed, for error messages.
+    """
+    if 200 <= status_code < 300:
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            raise BadResponse(
+                f"{endpoint}: HTTP {status_code} body is not JSON: {_excerpt(safe_text)}",
+                endpoint=endpoint,
+                status_code=status_code,
+            ) from None
+        if not isinstance(decoded, dict):
+            raise BadResponse(
+                f"{endpoint}: HTTP {status_code} body is JSON but not an object",
+                endpoint=endpoint,
+                status_code=status_code,
+            )
+        return decoded
+    if status_code == 400:
+        raise _refused(endpoint, text, safe_text)
+    if status_code in (401, 403):
+        raise Unauthorized(
+            f"{endpoint}: HTTP {status_code}: the bank rejected the bearer token",
+            endpoint=endpoint,
+            status_code=status_code,
+        )
+    raise BankServerError(
+        f"{endpoint}: HTTP {status_code} from the bank: {_excerpt(safe_text)}",
+        endpoint=endpoint,
+        status_code=status_code,
+        body_excerpt=safe_text[:_EXCERPT],
+    )
+
+
+def _refused(endpoint: str, text: str, safe_text: str) -> BankRefused:
+    """Build the error for a 400, from the bank's JSON error body when there is one."""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), str) else None
+    message = body.get("message") if isinstance(body.get("message"), str) else None
+    path = body.get("path") if isinstance(body.get("path"), str) else None
+    if not body:
+        message = safe_text[:_EXCERPT] or None
+    cls = PaymentNotFound if error == "NotFound" else BankRefused
+    return cls(
+        f"{endpoint}: the bank refused the request ({error or 'HTTP 400'}): "
+        f"{message or 'no message'}",
+        endpoint=endpoint,
+        status_code=400,
+        error=error,
+        bank_message=message,
+        path=path,
+        body=body,
+    )
+
+
+def _same_transaction(endpoint: str, expected: str, received: str) -> None:
+    """A verified answer about another payment is still the wrong answer."""
+    if received != expected:
+        raise BadResponse(
+            f"{endpoint}: response is about transaction {received!r}, not {expected!r}",
+            endpoint=endpoint,
+            field="transactionId",
+        )
+
+
+def _require_transaction_id(value: object) -> None:
+    if not is_valid_transaction_id(value):
+        raise ValueError("transaction_id must be 1-15 ASCII letters or digits")
+
+
+def _require_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+
+
+def _choice(
+    name: str, value: object, allowed: tuple[str, ...], normalize: Callable[[str], str] | None
+) -> str:
+    if isinstance(value, str):
+        candidate = normalize(value) if normalize is not None else value
+        if candidate in allowed:
+            return candidate
+    raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+
+
+def _yes_no(name: str, value: bool) -> str:
+    # A string "N" is truthy: only real booleans may choose the flag.
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False")
+    return "Y" if value else "N"
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive_number(value: object) -> bool:
+    return _number(value) and value > 0
+
+
+def _excerpt(text: str) -> str:
+    return repr(text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else ""))
