@@ -1,0 +1,87 @@
+"""One gateway client per merchant account, each outbound call written to the message log."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+from golomt_payments import conf
+from golomt_payments.gateway import Exchange, GolomtClient
+from golomt_payments.models import BankMessage, Direction, MessageKind, Outcome
+
+_KINDS = {
+    "/api/invoice": MessageKind.INVOICE,
+    "/api/inquiry": MessageKind.INQUIRY,
+    "/api/pay": MessageKind.PAY,
+    "/api/check": MessageKind.CHECK,
+    "/api/confirmation": MessageKind.CONFIRMATION,
+    "/api/get/token": MessageKind.GET_TOKEN,
+    "/api/getSettlementDetails": MessageKind.SETTLEMENT,
+}
+
+_clients: dict[str, GolomtClient] = {}
+_lock = threading.Lock()
+_invoice_id: ContextVar[int | None] = ContextVar("golomt_invoice_id", default=None)
+
+
+def client(account: str = conf.DEFAULT_ACCOUNT) -> GolomtClient:
+    """The shared client of ``account``: one pooled HTTP session per account per process."""
+    existing = _clients.get(account)
+    if existing is not None:
+        return existing
+    settings = conf.get()
+    acct = settings.account(account)
+    with _lock:
+        existing = _clients.get(account)
+        if existing is None:
+            existing = GolomtClient(
+                base_url=acct.base_url,
+                bearer_token=acct.bearer_token,
+                secret=acct.secret,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                read_retries=settings.read_retries,
+                on_exchange=_record(acct.name),
+            )
+            _clients[account] = existing
+    return existing
+
+
+def reset_clients() -> None:
+    """Forget cached clients (settings changed)."""
+    with _lock:
+        for old in _clients.values():
+            old.close()
+        _clients.clear()
+
+
+@contextlib.contextmanager
+def about(invoice_id: int | None) -> Iterator[None]:
+    """Attribute the outbound calls made inside the block to one invoice in the log."""
+    token = _invoice_id.set(invoice_id)
+    try:
+        yield
+    finally:
+        _invoice_id.reset(token)
+
+
+def _record(account: str) -> Callable[[Exchange], None]:
+    def record(exchange: Exchange) -> None:
+        BankMessage.objects.create(
+            direction=Direction.OUTBOUND,
+            kind=_KINDS.get(exchange.endpoint, MessageKind.INQUIRY),
+            account=account,
+            invoice_id=_invoice_id.get(),
+            transaction_id=exchange.transaction_id or "",
+            endpoint=exchange.endpoint,
+            http_status=exchange.status_code,
+            body=json.dumps(exchange.request_body, ensure_ascii=False, sort_keys=True),
+            response=exchange.response_text or "",
+            outcome=Outcome.ERROR if exchange.error else Outcome.OK,
+            error=exchange.error or "",
+            duration_ms=exchange.duration_ms,
+        )
+
+    return record

@@ -1,0 +1,52 @@
+"""System checks with stable ids, so a shop can silence one on purpose and no other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from golomt_payments import conf
+
+
+@register(Tags.security, deploy=False)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        golomt = conf.build(getattr(settings, conf.SETTING_NAME, None))
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="golomt_payments.E001")]
+    messages: list[CheckMessage] = []
+    for account in golomt.accounts.values():
+        missing = [
+            key
+            for key, value in (("BEARER_TOKEN", account.bearer_token), ("SECRET", account.secret))
+            if not value
+        ]
+        if missing:
+            messages.append(
+                Error(
+                    f"Golomt merchant account {account.name!r} has no {' and no '.join(missing)}.",
+                    hint="Set them in GOLOMT_PAYMENTS (read them from the environment).",
+                    id="golomt_payments.E002",
+                )
+            )
+        if not settings.DEBUG and account.base_url.startswith("http://"):
+            messages.append(
+                Warning(
+                    f"Golomt account {account.name!r} talks to the bank over plain HTTP.",
+                    hint="Use the bank's https:// address outside development.",
+                    id="golomt_payments.W002",
+                )
+            )
+    if not settings.DEBUG and golomt.callback_base_url.startswith("http://"):
+        messages.append(
+            Warning(
+                "GOLOMT_PAYMENTS['CALLBACK_BASE_URL'] is http:// while DEBUG is off: the bank "
+                "would send customers back over an insecure connection.",
+                hint="Use an https:// address.",
+                id="golomt_payments.W001",
+            )
+        )
+    return messages

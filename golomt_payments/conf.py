@@ -1,0 +1,246 @@
+"""The ``GOLOMT_PAYMENTS`` setting, validated once into a frozen, typed object.
+
+Read lazily (so importing the app never touches settings) and rebuilt on ``setting_changed``
+so ``override_settings`` works in tests. Every error names the key at fault.
+
+A shop with one merchant contract writes::
+
+    GOLOMT_PAYMENTS = {"BEARER_TOKEN": "...", "SECRET": "..."}
+
+A shop with several contracts names them; each invoice remembers the account that issued it::
+
+    GOLOMT_PAYMENTS = {"ACCOUNTS": {"default": {...}, "wholesale": {...}}}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "GOLOMT_PAYMENTS"
+DEFAULT_BASE_URL = "https://ecommerce.golomtbank.com"
+DEFAULT_ACCOUNT = "default"
+
+_ACCOUNT_KEYS = {"BEARER_TOKEN", "SECRET", "BASE_URL"}
+_TOP_KEYS = _ACCOUNT_KEYS | {
+    "ACCOUNTS",
+    "CALLBACK_BASE_URL",
+    "RETURN_TYPE",
+    "CONFIRM_PUSH_WITH_INQUIRY",
+    "SUCCESS_URL",
+    "FAILURE_URL",
+    "ALLOWED_REDIRECT_HOSTS",
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "READ_RETRIES",
+    "PAGE_TIMEOUT_MINUTES",
+    "DEFAULT_LANGUAGE",
+    "TRANSACTION_ID_PREFIX",
+    "STATUS_POLL_SECONDS",
+    "STATUS_CHECK_INTERVAL_SECONDS",
+    "MAX_PUSH_BYTES",
+    "PUSH_ALLOWED_IPS",
+    "TRUSTED_PROXY_COUNT",
+    "CHECKOUT_MAX_AGE_SECONDS",
+}
+RETURN_TYPES = ("POST", "GET")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LANGUAGES = ("mn", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One merchant contract: the two credentials and the bank's address."""
+
+    name: str
+    bearer_token: str = field(repr=False)
+    secret: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.bearer_token and self.secret)
+
+
+@dataclass(frozen=True, slots=True)
+class GolomtSettings:
+    accounts: Mapping[str, Account]
+    callback_base_url: str = ""
+    return_type: str = "POST"
+    confirm_push_with_inquiry: bool = True
+    success_url: str = ""
+    failure_url: str = ""
+    allowed_redirect_hosts: tuple[str, ...] = ()
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    read_retries: int = 2
+    page_timeout_minutes: int = 10
+    default_language: str = "mn"
+    transaction_id_prefix: str = ""
+    status_poll_seconds: int = 3
+    status_check_interval_seconds: int = 5
+    max_push_bytes: int = 16 * 1024
+    push_allowed_ips: tuple[IPNetwork, ...] = ()
+    trusted_proxy_count: int = 0
+    checkout_max_age_seconds: int = 3600
+
+    def account(self, name: str = DEFAULT_ACCOUNT) -> Account:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            raise ImproperlyConfigured(
+                f"{SETTING_NAME}: no merchant account named {name!r} "
+                f"(known: {', '.join(sorted(self.accounts)) or 'none'})."
+            ) from None
+
+
+def _fail(key: str, problem: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{SETTING_NAME}[{key!r}] {problem}")
+
+
+def _str(raw: Mapping[str, Any], key: str, default: str, where: str = "") -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise _fail(where + key, f"must be a string, not {type(value).__name__}.")
+    return value
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(key, f"must be an integer >= {minimum}.")
+    return value
+
+
+def _float(raw: Mapping[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail(key, "must be a positive number of seconds.")
+    return float(value)
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise _fail(key, "must be True or False.")
+    return value
+
+
+def _choice(raw: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = raw.get(key, default)
+    if value not in choices:
+        raise _fail(key, f"must be one of {', '.join(choices)}; got {value!r}.")
+    return str(value)
+
+
+def _account(name: str, raw: Any) -> Account:
+    if not isinstance(raw, Mapping):
+        raise _fail(f"ACCOUNTS.{name}", "must be a dict.")
+    unknown = set(raw) - _ACCOUNT_KEYS
+    if unknown:
+        raise _fail(f"ACCOUNTS.{name}", f"has unknown keys: {', '.join(sorted(unknown))}.")
+    where = f"ACCOUNTS.{name}."
+    base_url = _str(raw, "BASE_URL", DEFAULT_BASE_URL, where).rstrip("/")
+    if not base_url.startswith(("https://", "http://")):
+        raise _fail(where + "BASE_URL", "must be an http(s) URL.")
+    return Account(
+        name=name,
+        bearer_token=_str(raw, "BEARER_TOKEN", "", where),
+        secret=_str(raw, "SECRET", "", where),
+        base_url=base_url,
+    )
+
+
+def _networks(raw: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
+    value = raw.get("PUSH_ALLOWED_IPS", ())
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise _fail("PUSH_ALLOWED_IPS", "must be a list of addresses or networks.")
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in value)
+    except (TypeError, ValueError) as exc:
+        raise _fail("PUSH_ALLOWED_IPS", f"holds an invalid address: {exc}") from None
+
+
+def build(raw: Any) -> GolomtSettings:
+    """Validate a raw ``GOLOMT_PAYMENTS`` value; raise ImproperlyConfigured naming the bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured(f"{SETTING_NAME} must be a dict.")
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{SETTING_NAME} has unknown keys: {', '.join(sorted(unknown))}."
+        )
+    accounts_raw = raw.get("ACCOUNTS")
+    if accounts_raw is None:
+        accounts_raw = {DEFAULT_ACCOUNT: {k: raw[k] for k in _ACCOUNT_KEYS if k in raw}}
+    elif set(raw) & _ACCOUNT_KEYS:
+        raise ImproperlyConfigured(
+            f"{SETTING_NAME}: give credentials either at the top level or under ACCOUNTS, not both."
+        )
+    if not isinstance(accounts_raw, Mapping) or not accounts_raw:
+        raise _fail("ACCOUNTS", "must be a non-empty dict of account name to credentials.")
+    accounts = {}
+    for name, account_raw in accounts_raw.items():
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 32:
+            raise _fail("ACCOUNTS", f"names must be short identifiers; got {name!r}.")
+        accounts[name] = _account(name, account_raw)
+    hosts = raw.get("ALLOWED_REDIRECT_HOSTS", ())
+    if isinstance(hosts, str) or not all(isinstance(h, str) for h in hosts):
+        raise _fail("ALLOWED_REDIRECT_HOSTS", "must be a list of host names.")
+    prefix = _str(raw, "TRANSACTION_ID_PREFIX", "")
+    if len(prefix) > 6 or not (prefix.isascii() and (prefix.isalnum() or prefix == "")):
+        raise _fail("TRANSACTION_ID_PREFIX", "must be at most 6 ASCII letters or digits.")
+    callback_base_url = _str(raw, "CALLBACK_BASE_URL", "").rstrip("/")
+    if callback_base_url and not callback_base_url.startswith(("https://", "http://")):
+        raise _fail("CALLBACK_BASE_URL", "must be an absolute http(s) URL.")
+    return GolomtSettings(
+        accounts=accounts,
+        callback_base_url=callback_base_url,
+        return_type=_choice(raw, "RETURN_TYPE", "POST", RETURN_TYPES),
+        confirm_push_with_inquiry=_bool(raw, "CONFIRM_PUSH_WITH_INQUIRY", True),
+        success_url=_str(raw, "SUCCESS_URL", ""),
+        failure_url=_str(raw, "FAILURE_URL", ""),
+        allowed_redirect_hosts=tuple(hosts),
+        connect_timeout=_float(raw, "CONNECT_TIMEOUT", 5.0),
+        read_timeout=_float(raw, "READ_TIMEOUT", 20.0),
+        read_retries=_int(raw, "READ_RETRIES", 2, 0),
+        page_timeout_minutes=_int(raw, "PAGE_TIMEOUT_MINUTES", 10, 1),
+        default_language=_choice(raw, "DEFAULT_LANGUAGE", "mn", LANGUAGES),
+        transaction_id_prefix=prefix,
+        status_poll_seconds=_int(raw, "STATUS_POLL_SECONDS", 3, 1),
+        status_check_interval_seconds=_int(raw, "STATUS_CHECK_INTERVAL_SECONDS", 5, 1),
+        max_push_bytes=_int(raw, "MAX_PUSH_BYTES", 16 * 1024, 1024),
+        push_allowed_ips=_networks(raw),
+        trusted_proxy_count=_int(raw, "TRUSTED_PROXY_COUNT", 0, 0),
+        checkout_max_age_seconds=_int(raw, "CHECKOUT_MAX_AGE_SECONDS", 3600, 60),
+    )
+
+
+_cached: GolomtSettings | None = None
+
+
+def get() -> GolomtSettings:
+    """The validated settings, built on first use."""
+    global _cached
+    if _cached is None:
+        _cached = build(getattr(settings, SETTING_NAME, None))
+    return _cached
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    global _cached
+    if setting == SETTING_NAME:
+        _cached = None
+        from golomt_payments import bank
+
+        bank.reset_clients()

@@ -1,0 +1,234 @@
+"""Invoices, their status history and the raw log of every bank message.
+
+Status changes happen only in :mod:`golomt_payments.services`; nothing here writes a status.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Status(models.TextChoices):
+    NEW = "new", _("New")
+    PENDING = "pending", _("Waiting for payment")
+    PAID = "paid", _("Paid")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+
+
+class Method(models.TextChoices):
+    CARD = "payment", _("Card")
+    SOCIALPAY = "socialpay", _("SocialPay")
+
+
+class ReturnType(models.TextChoices):
+    POST = "POST", "POST"
+    GET = "GET", "GET"
+    MOBILE = "MOBILE", "MOBILE"
+
+
+class Language(models.TextChoices):
+    MN = "mn", _("Mongolian")
+    EN = "en", _("English")
+
+
+class Source(models.TextChoices):
+    """Who brought the bank's word that changed an invoice."""
+
+    API = "api", _("Bank API")
+    REDIRECT = "redirect", _("Browser redirect")
+    PUSH = "push", _("Push notification")
+    ADMIN = "admin", _("Admin")
+    RECONCILE = "reconcile", _("Reconcile")
+    STATUS = "status", _("Status page")
+
+
+class Invoice(models.Model):
+    """One payment attempt at the bank. A retry is a new invoice with a fresh transaction id."""
+
+    key = models.UUIDField(
+        _("public key"),
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text=_("Unguessable id used in customer-facing URLs."),
+    )
+    account = models.CharField(_("merchant account"), max_length=32, default="default")
+    transaction_id = models.CharField(_("transaction id"), max_length=15, unique=True)
+    bank_invoice = models.CharField(_("bank invoice"), max_length=64, blank=True, db_index=True)
+    amount = models.DecimalField(
+        _("amount"),
+        max_digits=14,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    amount_sent = models.CharField(
+        _("amount as sent"),
+        max_length=20,
+        blank=True,
+        help_text=_("The exact amount text sent to the bank and hashed in the checksum."),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.NEW
+    )
+    method = models.CharField(
+        _("payment method"), max_length=10, choices=Method.choices, default=Method.CARD
+    )
+    return_type = models.CharField(
+        _("return type"), max_length=6, choices=ReturnType.choices, default=ReturnType.POST
+    )
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, default=Language.MN
+    )
+    callback_url = models.CharField(_("callback URL"), max_length=500, blank=True)
+    gen_token = models.BooleanField(_("save card"), default=False)
+    social_deeplink = models.CharField(_("SocialPay deeplink"), max_length=500, blank=True)
+    bank_code = models.CharField(_("bank code"), max_length=10, blank=True)
+    bank_description = models.CharField(_("bank description"), max_length=255, blank=True)
+    card_number = models.CharField(_("card number (masked)"), max_length=32, blank=True)
+    card_bank = models.CharField(_("issuing bank"), max_length=100, blank=True)
+    reference = models.CharField(
+        _("shop reference"),
+        max_length=100,
+        blank=True,
+        db_index=True,
+        help_text=_("The shop's own order number or other reference."),
+    )
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    needs_review = models.BooleanField(
+        _("needs review"),
+        default=False,
+        help_text=_("The bank said something that does not match this invoice."),
+    )
+    review_reason = models.TextField(_("review reason"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    last_checked_at = models.DateTimeField(_("last checked with the bank"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        ordering = ("-created_at",)
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="golomt_inv_status_created"),
+            models.Index(fields=["method", "-created_at"], name="golomt_inv_method_created"),
+            models.Index(fields=["-created_at"], name="golomt_inv_created"),
+        ]
+        permissions = [("check_invoice", _("Can check invoices with the bank"))]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} ({self.get_status_display()})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status == Status.PAID
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (Status.NEW, Status.PENDING)
+
+
+class StatusChange(models.Model):
+    """One row per real status transition, in order."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="history")
+    from_status = models.CharField(_("from"), max_length=10, choices=Status.choices)
+    to_status = models.CharField(_("to"), max_length=10, choices=Status.choices)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    bank_code = models.CharField(_("bank code"), max_length=10, blank=True)
+    message = models.ForeignKey(
+        "BankMessage",
+        verbose_name=_("bank message"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("status change")
+        verbose_name_plural = _("status changes")
+        ordering = ("created_at", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.from_status} → {self.to_status} ({self.source})"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", _("From the bank")
+    OUTBOUND = "out", _("To the bank")
+
+
+class MessageKind(models.TextChoices):
+    REDIRECT = "redirect", _("Browser redirect")
+    PUSH = "push", _("Push notification")
+    INVOICE = "invoice", _("Create invoice")
+    INQUIRY = "inquiry", _("Check transaction")
+    PAY = "pay", _("Token payment")
+    CHECK = "check", _("Check token transaction")
+    CONFIRMATION = "confirmation", _("Create token")
+    GET_TOKEN = "get_token", _("Get token")
+    SETTLEMENT = "settlement", _("Settlement details")
+
+
+class Outcome(models.TextChoices):
+    RECEIVED = "received", _("Received, not processed yet")
+    PROCESSED = "processed", _("Processed")
+    UNCHANGED = "unchanged", _("Processed, nothing changed")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Processing failed")
+    OK = "ok", _("Answered")
+    ERROR = "error", _("Error")
+
+
+class BankMessage(models.Model):
+    """A raw record of one message to or from the bank, secrets removed.
+
+    Inbound messages are written in their own transaction before they are processed, so a crash
+    mid-way leaves a ``received`` row that a replay or the reconciler can finish.
+    """
+
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    kind = models.CharField(_("kind"), max_length=12, choices=MessageKind.choices)
+    account = models.CharField(_("merchant account"), max_length=32, blank=True)
+    invoice = models.ForeignKey(
+        Invoice,
+        verbose_name=_("invoice"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
+    transaction_id = models.CharField(_("transaction id"), max_length=64, blank=True, db_index=True)
+    endpoint = models.CharField(_("endpoint"), max_length=200, blank=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    response = models.TextField(_("response"), blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
+    checksum_valid = models.BooleanField(_("checksum valid"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.RECEIVED
+    )
+    error = models.TextField(_("error"), blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("bank message")
+        verbose_name_plural = _("bank messages")
+        ordering = ("-created_at", "-pk")
+        indexes = [
+            models.Index(fields=["kind", "outcome", "-created_at"], name="golomt_msg_kind_outcome"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.get_kind_display()} {self.transaction_id}"

@@ -1,0 +1,250 @@
+"""Messages the bank sends us: the browser redirect and the push notification.
+
+Each is written raw to the message log first (its own autocommit INSERT, so it survives
+whatever happens next), then processed, and the outcome is written back to the same row.
+Neither is trusted on its own word: the redirect is only a hint to ask the bank, the push must
+carry a valid checksum and is, by default, confirmed by an inquiry too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.utils import timezone
+
+from golomt_payments import conf
+from golomt_payments.conf import IPNetwork
+from golomt_payments.gateway import (
+    BadResponse,
+    ChecksumMismatch,
+    GolomtError,
+    is_valid_transaction_id,
+    parse_transaction_result,
+)
+from golomt_payments.models import (
+    BankMessage,
+    Direction,
+    Invoice,
+    MessageKind,
+    Outcome,
+    Source,
+)
+from golomt_payments.services.payments import Change, apply_result, refresh
+
+logger = logging.getLogger(__name__)
+
+#: Header names never stored in the log, compared lower-case.
+SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectResult:
+    """What the return view needs to choose a page."""
+
+    invoice: Invoice | None
+    change: Change | None = None
+    bank_unreachable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushReply:
+    """The HTTP status to answer the bank with, and a short reason for the body."""
+
+    status: int
+    detail: str
+    message: BankMessage | None = None
+
+
+def clean_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request headers without credentials or cookies, safe to store and show."""
+    return {name: value for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
+
+
+def log_inbound(
+    kind: str,
+    body: str,
+    *,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    endpoint: str = "",
+) -> BankMessage:
+    return BankMessage.objects.create(
+        direction=Direction.INBOUND,
+        kind=kind,
+        body=body,
+        headers=clean_headers(headers),
+        remote_addr=remote_addr or None,
+        endpoint=endpoint[:200],
+    )
+
+
+def finish(
+    message: BankMessage,
+    outcome: str,
+    *,
+    error: str = "",
+    invoice: Invoice | None = None,
+    checksum_valid: bool | None = None,
+) -> None:
+    """Write a processing outcome back to its log row in one UPDATE."""
+    message.outcome = outcome
+    message.error = error[:2000]
+    message.processed_at = timezone.now()
+    fields = ["outcome", "error", "processed_at"]
+    if invoice is not None:
+        message.invoice = invoice
+        message.account = invoice.account
+        message.transaction_id = invoice.transaction_id
+        fields += ["invoice", "account", "transaction_id"]
+    if checksum_valid is not None:
+        message.checksum_valid = checksum_valid
+        fields.append("checksum_valid")
+    message.save(update_fields=fields)
+
+
+def _changed(change: Change) -> str:
+    return Outcome.PROCESSED if change.changed else Outcome.UNCHANGED
+
+
+# --- the browser redirect -------------------------------------------------------------------
+
+
+def receive_redirect(
+    params: Mapping[str, str],
+    *,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    endpoint: str = "",
+) -> RedirectResult:
+    """Log the redirect, find its invoice and ask the bank; the redirect's own code is a hint."""
+    message = log_inbound(
+        MessageKind.REDIRECT,
+        urlencode(list(params.items())),
+        headers=headers,
+        remote_addr=remote_addr,
+        endpoint=endpoint,
+    )
+    transaction_id = params.get("invoice", "")
+    if not is_valid_transaction_id(transaction_id):
+        finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
+        return RedirectResult(None)
+    invoice = Invoice.objects.filter(transaction_id=transaction_id).first()
+    if invoice is None:
+        finish(message, Outcome.REJECTED, error="unknown transaction id")
+        return RedirectResult(None)
+    message.transaction_id = invoice.transaction_id
+    try:
+        change = refresh(invoice, source=Source.REDIRECT, message=message)
+    except GolomtError as exc:
+        logger.warning("Inquiry for redirect of %s failed: %s", transaction_id, exc)
+        finish(message, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}", invoice=invoice)
+        return RedirectResult(invoice, bank_unreachable=True)
+    finish(message, _changed(change), error=change.reason, invoice=change.invoice)
+    return RedirectResult(change.invoice, change)
+
+
+# --- the push notification ------------------------------------------------------------------
+
+
+def receive_push(
+    raw: bytes,
+    *,
+    content_type: str,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    endpoint: str = "",
+    too_large: bool = False,
+) -> PushReply:
+    """Log a push notification exactly as it came, then process it.
+
+    ``too_large`` says the sender declared a body over the limit, which was then not read.
+    """
+    settings = conf.get()
+    too_large = too_large or len(raw) > settings.max_push_bytes
+    body = raw[: settings.max_push_bytes].decode("utf-8", errors="replace")
+    message = log_inbound(
+        MessageKind.PUSH, body, headers=headers, remote_addr=remote_addr, endpoint=endpoint
+    )
+    if settings.push_allowed_ips and not _allowed(remote_addr, settings.push_allowed_ips):
+        return _reject(message, 403, "sender address is not in PUSH_ALLOWED_IPS")
+    if too_large:
+        return _reject(message, 413, f"body larger than {settings.max_push_bytes} bytes")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        return _reject(message, 415, "content type must be application/json")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _reject(message, 400, "body is not valid UTF-8")
+    return process_push(message)
+
+
+def _allowed(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:
+    if not address:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in networks)
+
+
+def process_push(message: BankMessage) -> PushReply:
+    """Verify and apply a logged push; safe to run again on the same row (replay)."""
+    try:
+        data: Any = json.loads(message.body)
+    except ValueError:
+        return _reject(message, 400, "body is not JSON")
+    if not isinstance(data, dict):
+        return _reject(message, 400, "body is not a JSON object")
+    transaction_id = data.get("transactionId")
+    if not is_valid_transaction_id(transaction_id):
+        return _reject(message, 400, "missing or malformed transactionId")
+    invoice = Invoice.objects.filter(transaction_id=transaction_id).first()
+    if invoice is None:
+        return _reject(message, 400, "unknown transactionId")
+    settings = conf.get()
+    secret = settings.account(invoice.account).secret
+    try:
+        result = parse_transaction_result(data, secret, kind="push")
+    except ChecksumMismatch:
+        return _reject(message, 400, "checksum does not verify", invoice, checksum_valid=False)
+    except BadResponse as exc:
+        return _reject(message, 400, f"malformed notification: {exc}", invoice)
+    if result.is_paid and result.amount_value != invoice.amount:
+        apply_result(invoice, result, source=Source.PUSH, message=message)  # flags for review
+        return _reject(
+            message, 400, "amount differs from the invoice", invoice, checksum_valid=True
+        )
+    try:
+        if settings.confirm_push_with_inquiry:
+            change = refresh(invoice, source=Source.PUSH, message=message)
+        else:
+            change = apply_result(invoice, result, source=Source.PUSH, message=message)
+    except GolomtError as exc:
+        logger.warning("Could not confirm push for %s: %s", invoice.transaction_id, exc)
+        finish(
+            message,
+            Outcome.FAILED,
+            error=f"could not confirm with the bank: {type(exc).__name__}: {exc}",
+            invoice=invoice,
+            checksum_valid=True,
+        )
+        return PushReply(503, "bank could not be reached to confirm; retry later", message)
+    finish(message, _changed(change), error=change.reason, invoice=invoice, checksum_valid=True)
+    return PushReply(200, "processed" if change.changed else change.reason, message)
+
+
+def _reject(
+    message: BankMessage,
+    status: int,
+    reason: str,
+    invoice: Invoice | None = None,
+    *,
+    checksum_valid: bool | None = None,
+) -> PushReply:
+    logger.warning("Rejected push notification #%s: %s", message.pk, reason)
+    finish(message, Outcome.REJECTED, error=reason, invoice=invoice, checksum_valid=checksum_valid)
+    return PushReply(status, reason, message)

@@ -1,0 +1,291 @@
+"""Starting payments and applying what the bank says: the only code that changes an invoice.
+
+Every bank result, whoever brought it (redirect, push, admin, reconcile, status page), goes
+through :func:`apply_result`, which locks the row, consults :data:`TRANSITIONS`, writes the new
+status and a history row, and schedules the signals for after the commit. The bank is always
+asked *before* the lock is taken, never while it is held.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from golomt_payments import bank, conf, signals
+from golomt_payments.gateway import (
+    BankRefused,
+    PaymentNotFound,
+    TransactionResult,
+    format_amount,
+    new_transaction_id,
+)
+from golomt_payments.models import (
+    BankMessage,
+    Invoice,
+    Language,
+    Method,
+    ReturnType,
+    Source,
+    Status,
+    StatusChange,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Which status may follow which. Paid is final. Failed and expired are closed to everything
+#: but a payment the bank confirms: money the bank took must never be left unrecorded.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.NEW: frozenset({Status.PENDING, Status.PAID, Status.FAILED, Status.EXPIRED}),
+    Status.PENDING: frozenset({Status.PAID, Status.FAILED, Status.EXPIRED}),
+    Status.FAILED: frozenset({Status.PAID}),
+    Status.EXPIRED: frozenset({Status.PAID}),
+    Status.PAID: frozenset(),
+}
+
+SUCCESS_CODE = "000"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What applying one bank result did to one invoice."""
+
+    invoice: Invoice
+    old_status: str
+    new_status: str
+    reason: str = ""
+    result: TransactionResult | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.old_status != self.new_status
+
+
+def can_transition(old: str, new: str) -> bool:
+    return new in TRANSITIONS.get(old, frozenset())
+
+
+def start_payment(
+    *,
+    amount: Decimal | int | str,
+    callback_url: str,
+    reference: str = "",
+    method: str = Method.CARD,
+    language: str | None = None,
+    return_type: str | None = None,
+    gen_token: bool = False,
+    account: str = conf.DEFAULT_ACCOUNT,
+    metadata: dict[str, Any] | None = None,
+) -> Invoice:
+    """Create an invoice here and at the bank; the result is ``pending`` with a bank invoice id.
+
+    Raises ``ValueError`` for a bad amount and the gateway's errors when the bank refuses or
+    cannot be reached. A refused invoice is failed; an unanswered one stays ``new`` (the bank
+    may have created it) for the reconciler. Never retried with the same transaction id.
+    """
+    settings = conf.get()
+    settings.account(account)  # fail early on an unknown account name
+    amount_text = format_amount(amount)
+    method = Method(method)
+    invoice = Invoice.objects.create(
+        account=account,
+        transaction_id=new_transaction_id(settings.transaction_id_prefix),
+        amount=Decimal(amount_text),
+        amount_sent=amount_text,
+        method=method,
+        language=Language(language or settings.default_language),
+        return_type=ReturnType(return_type or settings.return_type),
+        callback_url=callback_url,
+        gen_token=gen_token,
+        reference=reference,
+        metadata=metadata or {},
+    )
+    try:
+        with bank.about(invoice.pk):
+            created = bank.client(account).create_invoice(
+                transaction_id=invoice.transaction_id,
+                amount=amount_text,
+                callback=callback_url,
+                return_type=invoice.return_type,
+                gen_token=gen_token,
+                social_deeplink=method == Method.SOCIALPAY,
+            )
+    except BankRefused as exc:
+        _transition(
+            invoice.pk, Status.FAILED, source=Source.API, description=exc.message or str(exc)
+        )
+        raise
+    _transition(
+        invoice.pk,
+        Status.PENDING,
+        source=Source.API,
+        fields={"bank_invoice": created.invoice, "social_deeplink": created.social_deeplink or ""},
+    )
+    invoice.refresh_from_db()
+    return invoice
+
+
+def payment_url(invoice: Invoice) -> str:
+    """The bank's hosted page for this invoice (card form or SocialPay)."""
+    page = bank.client(invoice.account)
+    if invoice.method == Method.SOCIALPAY:
+        return page.payment_url(invoice.bank_invoice, method="socialpay", lang=invoice.language)
+    return page.payment_url(invoice.bank_invoice, method="payment", lang=invoice.language)
+
+
+def target_status(result: TransactionResult) -> str | None:
+    """The status a bank result asks for; ``None`` while the bank has no answer yet."""
+    if result.is_paid:
+        return Status.PAID
+    if result.is_unpaid:
+        return None
+    return Status.FAILED
+
+
+def apply_result(
+    invoice: Invoice,
+    result: TransactionResult,
+    *,
+    source: str,
+    message: BankMessage | None = None,
+) -> Change:
+    """Apply a verified bank result to ``invoice``; the one door to a status change.
+
+    The result must be about this invoice and, to mark it paid, carry the invoice's amount; a
+    mismatch flags the invoice for a human and changes nothing.
+    """
+    if result.transaction_id != invoice.transaction_id:
+        return _flag(invoice, f"bank answered for {result.transaction_id!r}")
+    target = target_status(result)
+    if target == Status.PAID and result.amount_value != invoice.amount:
+        return _flag(
+            invoice,
+            f"bank reports {result.amount!r} paid, invoice is for {invoice.amount}",
+        )
+    if target is None:
+        return Change(invoice, invoice.status, invoice.status, "bank has no result yet")
+    fields: dict[str, Any] = {
+        "bank_code": (result.error_code or "")[:10],
+        "bank_description": (result.error_desc or "")[:255],
+    }
+    if result.card_number:
+        fields["card_number"] = result.card_number[:32]
+    if result.bank:
+        fields["card_bank"] = result.bank[:100]
+    if target == Status.PAID:
+        fields["paid_at"] = timezone.now()
+    return _transition(
+        invoice.pk,
+        target,
+        source=source,
+        bank_code=result.error_code or "",
+        fields=fields,
+        message=message,
+        known=invoice,
+    )
+
+
+def refresh(invoice: Invoice, *, source: str, message: BankMessage | None = None) -> Change:
+    """Ask the bank about ``invoice`` and apply the answer.
+
+    Raises the gateway's errors when the bank cannot be reached or answers badly; the invoice
+    is then unchanged. An id the bank does not know changes nothing here (the reconciler
+    decides when such an invoice has expired).
+    """
+    try:
+        with bank.about(invoice.pk):
+            result = bank.client(invoice.account).inquiry(invoice.transaction_id)
+    except PaymentNotFound:
+        return Change(invoice, invoice.status, invoice.status, "unknown to the bank")
+    return replace(apply_result(invoice, result, source=source, message=message), result=result)
+
+
+def expire(invoice: Invoice, *, source: str) -> Change:
+    """Close an invoice the customer never paid before the page timer ran out."""
+    return _transition(invoice.pk, Status.EXPIRED, source=source, known=invoice)
+
+
+def _flag(invoice: Invoice, reason: str) -> Change:
+    logger.warning("Invoice %s needs review: %s", invoice.transaction_id, reason)
+    Invoice.objects.filter(pk=invoice.pk).update(needs_review=True, review_reason=reason[:1000])
+    invoice.needs_review, invoice.review_reason = True, reason
+    return Change(invoice, invoice.status, invoice.status, reason)
+
+
+def _transition(
+    invoice_pk: int,
+    target: str,
+    *,
+    source: str,
+    bank_code: str = "",
+    description: str | None = None,
+    fields: dict[str, Any] | None = None,
+    message: BankMessage | None = None,
+    known: Invoice | None = None,
+) -> Change:
+    """Lock the row, move it to ``target`` if the table allows, record it, signal after commit.
+
+    ``known`` is an unlocked copy the caller already read: when it shows the move is not
+    allowed (the common duplicate), no lock is taken at all. The decision is made again under
+    the lock, where it counts.
+    """
+    if known is not None and not can_transition(known.status, target):
+        return Change(known, known.status, known.status, "no change")
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_pk)
+        old = invoice.status
+        if not can_transition(old, target):
+            return Change(invoice, old, old, "no change")
+        invoice.status = target
+        changed = ["status", "updated_at"]
+        for name, value in (fields or {}).items():
+            setattr(invoice, name, value)
+            changed.append(name)
+        if description is not None:
+            invoice.bank_description = description[:255]
+            changed.append("bank_description")
+        invoice.save(update_fields=changed)
+        StatusChange.objects.create(
+            invoice=invoice,
+            from_status=old,
+            to_status=target,
+            source=source,
+            bank_code=bank_code[:10],
+            message=message,
+        )
+        transaction.on_commit(partial(_send_signals, invoice, old, target, source))
+    if known is not None:
+        for name in changed:
+            setattr(known, name, getattr(invoice, name))
+    return Change(invoice, old, target)
+
+
+_OUTCOME_SIGNALS: dict[str, Signal] = {
+    Status.PAID: signals.payment_succeeded,
+    Status.FAILED: signals.payment_failed,
+    Status.EXPIRED: signals.payment_expired,
+}
+
+
+def _send_signals(invoice: Invoice, old: str, new: str, source: str) -> None:
+    """Send after commit; a failing receiver is logged and never undoes the recorded payment."""
+    sent = signals.invoice_status_changed.send_robust(
+        sender=Invoice, invoice=invoice, old_status=old, new_status=new, source=source
+    )
+    specific = _OUTCOME_SIGNALS.get(new)
+    if specific is not None:
+        sent += specific.send_robust(sender=Invoice, invoice=invoice, source=source)
+    for receiver, response in sent:
+        if isinstance(response, Exception):
+            logger.error(
+                "Receiver %r failed for invoice %s",
+                receiver,
+                invoice.transaction_id,
+                exc_info=response,
+            )

@@ -1,0 +1,122 @@
+"""factory-boy factories for the app's models, for the app's and shops' tests.
+
+They write rows directly, bypassing :mod:`golomt_payments.services`: use them to *arrange* a
+state, and the services to *act*. ``InvoiceFactory()`` is a pending card invoice of 1000.00
+that the bank knows; traits give the other states::
+
+    InvoiceFactory(paid=True)
+    InvoiceFactory(new=True)          # not yet created at the bank
+    InvoiceFactory(socialpay=True, amount=Decimal("25000"))
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from golomt_payments.gateway import format_amount, new_transaction_id
+from golomt_payments.models import (
+    BankMessage,
+    Direction,
+    Invoice,
+    Language,
+    MessageKind,
+    Method,
+    Outcome,
+    ReturnType,
+    Source,
+    Status,
+    StatusChange,
+)
+
+__all__ = [
+    "BankMessageFactory",
+    "InvoiceFactory",
+    "OutboundMessageFactory",
+    "StatusChangeFactory",
+]
+
+
+class InvoiceFactory(DjangoModelFactory):
+    class Meta:
+        model = Invoice
+
+    account = "default"
+    transaction_id = factory.LazyFunction(new_transaction_id)
+    bank_invoice = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    amount = Decimal("1000.00")
+    amount_sent = factory.LazyAttribute(lambda invoice: format_amount(invoice.amount))
+    status = Status.PENDING
+    method = Method.CARD
+    return_type = ReturnType.POST
+    language = Language.MN
+    callback_url = "https://shop.test/payments/return/"
+    reference = factory.Sequence(lambda n: f"ORDER-{n:05d}")
+
+    class Params:
+        new = factory.Trait(status=Status.NEW, bank_invoice="")
+        paid = factory.Trait(
+            status=Status.PAID,
+            bank_code="000",
+            bank_description="Амжилттай",
+            card_number="949625******0003",
+            card_bank="Голомт банк",
+            paid_at=factory.LazyFunction(timezone.now),
+        )
+        failed = factory.Trait(
+            status=Status.FAILED, bank_code="300", bank_description="Картын хугацаа дууссан"
+        )
+        expired = factory.Trait(status=Status.EXPIRED)
+        socialpay = factory.Trait(
+            method=Method.SOCIALPAY,
+            social_deeplink=factory.LazyAttribute(
+                lambda invoice: f"socialpay-payment://key={invoice.bank_invoice}"
+            ),
+        )
+
+
+class StatusChangeFactory(DjangoModelFactory):
+    class Meta:
+        model = StatusChange
+
+    invoice = factory.SubFactory(InvoiceFactory)
+    from_status = Status.NEW
+    to_status = Status.PENDING
+    source = Source.API
+
+
+class BankMessageFactory(DjangoModelFactory):
+    """An inbound push notification row, already processed."""
+
+    class Meta:
+        model = BankMessage
+
+    direction = Direction.INBOUND
+    kind = MessageKind.PUSH
+    invoice = factory.SubFactory(InvoiceFactory)
+    account = factory.SelfAttribute("invoice.account")
+    transaction_id = factory.SelfAttribute("invoice.transaction_id")
+    endpoint = "/payments/push/"
+    body = "{}"
+    headers = factory.LazyFunction(lambda: {"Content-Type": "application/json"})
+    remote_addr = "203.0.113.10"
+    checksum_valid = True
+    outcome = Outcome.PROCESSED
+
+
+class OutboundMessageFactory(BankMessageFactory):
+    """An answered inquiry we sent to the bank."""
+
+    direction = Direction.OUTBOUND
+    kind = MessageKind.INQUIRY
+    endpoint = "/api/inquiry"
+    http_status = 200
+    headers = factory.LazyFunction(dict)
+    remote_addr = None
+    checksum_valid = None
+    outcome = Outcome.OK
+    duration_ms = 12

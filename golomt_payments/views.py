@@ -1,0 +1,253 @@
+"""Thin adapters between HTTP and the services: parse, call, render. No business rules here."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from django.core import signing
+from django.core.cache import cache
+from django.db import transaction
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from golomt_payments import conf, services
+from golomt_payments.checkout import read_checkout
+from golomt_payments.gateway import BankRefused, GolomtError
+from golomt_payments.models import Invoice, Language, Method, Source, Status
+
+logger = logging.getLogger(__name__)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The sender's address, honouring ``X-Forwarded-For`` only from the trusted proxies."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    hops = conf.get().trusted_proxy_count
+    if hops:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            remote = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(remote)) if remote else None
+    except ValueError:
+        return None
+
+
+def callback_url(request: HttpRequest) -> str:
+    """The absolute URL of the return view, as the bank must call it."""
+    path = reverse("golomt_payments:return")
+    base = conf.get().callback_base_url
+    return f"{base}{path}" if base else request.build_absolute_uri(path)
+
+
+def _error_page(request: HttpRequest, status: int, title: str, detail: str) -> HttpResponse:
+    return render(
+        request,
+        "golomt_payments/error.html",
+        {"title": title, "detail": detail},
+        status=status,
+    )
+
+
+@require_POST
+@transaction.non_atomic_requests
+def checkout(request: HttpRequest) -> HttpResponse:
+    """Start a payment from the shop's signed checkout form and send the browser to the bank."""
+    try:
+        order = read_checkout(request.POST.get("payload", ""))
+    except signing.BadSignature:
+        return _error_page(
+            request,
+            400,
+            _("This checkout form is invalid or has expired."),
+            _("Please go back to the shop and try again."),
+        )
+    method = request.POST.get("method", Method.CARD)
+    language = request.POST.get("lang") or (request.LANGUAGE_CODE or "")[:2]
+    if method not in Method.values:
+        return _error_page(request, 400, _("Unknown payment method."), "")
+    if language not in Language.values:
+        language = conf.get().default_language
+    try:
+        invoice = services.start_payment(
+            amount=order.amount,
+            reference=order.reference,
+            account=order.account,
+            gen_token=order.gen_token,
+            metadata=order.metadata,
+            method=method,
+            language=language,
+            callback_url=callback_url(request),
+        )
+    except BankRefused as exc:
+        logger.error("Bank refused to create an invoice: %s", exc)
+        return _error_page(
+            request,
+            502,
+            _("The bank could not start this payment."),
+            _("Nothing was charged. Please try again later."),
+        )
+    except GolomtError as exc:
+        logger.error("Could not create an invoice at the bank: %s", exc)
+        return _error_page(
+            request,
+            503,
+            _("The bank is not answering right now."),
+            _("Nothing was charged. Please try again in a few minutes."),
+        )
+    return HttpResponseRedirect(services.payment_url(invoice), status=303)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@transaction.non_atomic_requests
+def bank_return(request: HttpRequest) -> HttpResponse:
+    """Where the bank sends the browser back. Confirms with the bank, then shows the result.
+
+    CSRF-exempt and sessionless: the bank's POST arrives cross-site without the shop's cookies.
+    """
+    params = request.POST if request.method == "POST" else request.GET
+    result = services.receive_redirect(
+        {key: params.get(key, "") for key in params},
+        headers=dict(request.headers),
+        remote_addr=client_ip(request),
+        endpoint=request.path,
+    )
+    if result.invoice is None:
+        return _error_page(
+            request,
+            400,
+            _("We could not find this payment."),
+            _("If you were charged, the shop will see it; please contact the shop."),
+        )
+    return redirect(outcome_url(request, result.invoice), permanent=False)
+
+
+def outcome_url(request: HttpRequest, invoice: Invoice) -> str:
+    """The shop's configured success/failure URL when safe, else the app's own result page."""
+    golomt = conf.get()
+    templates: dict[str, str] = {
+        Status.PAID: golomt.success_url,
+        Status.FAILED: golomt.failure_url,
+        Status.EXPIRED: golomt.failure_url,
+    }
+    template = templates.get(invoice.status, "")
+    own: str = reverse("golomt_payments:result", kwargs={"key": invoice.key})
+    if not template:
+        return own
+    url = template.format(
+        reference=quote(invoice.reference, safe=""),
+        key=invoice.key,
+        transaction_id=invoice.transaction_id,
+    )
+    allowed = {request.get_host(), *golomt.allowed_redirect_hosts}
+    secure = request.is_secure()
+    if url_has_allowed_host_and_scheme(url, allowed_hosts=allowed, require_https=secure):
+        return url
+    logger.error("Refusing to redirect to %r: host not in ALLOWED_REDIRECT_HOSTS", url)
+    return own
+
+
+@require_GET
+def result(request: HttpRequest, key: str) -> HttpResponse:
+    """Success, failure or "confirming your payment" for one invoice, addressed by its key."""
+    invoice = get_object_or_404(Invoice, key=key)
+    golomt = conf.get()
+    context: dict[str, Any] = {
+        "invoice": invoice,
+        "status_url": reverse("golomt_payments:status", kwargs={"key": invoice.key}),
+        "poll_seconds": golomt.status_poll_seconds,
+    }
+    if invoice.status == Status.PAID:
+        template = "golomt_payments/success.html"
+    elif invoice.status in (Status.FAILED, Status.EXPIRED):
+        template = "golomt_payments/failure.html"
+    else:
+        template = "golomt_payments/pending.html"
+    return render(request, template, context)
+
+
+@require_GET
+@transaction.non_atomic_requests
+def status(request: HttpRequest, key: str) -> JsonResponse:
+    """A small JSON status for the confirming page's polling.
+
+    While the invoice is open, asks the bank itself at most once per
+    ``STATUS_CHECK_INTERVAL_SECONDS`` per invoice, so a lost push and a lost redirect together
+    still end in the right state.
+    """
+    invoice = get_object_or_404(Invoice, key=key)
+    golomt = conf.get()
+    if invoice.is_open and cache.add(
+        f"golomt_payments:status-check:{invoice.pk}", 1, golomt.status_check_interval_seconds
+    ):
+        try:
+            invoice = services.refresh(invoice, source=Source.STATUS).invoice
+        except GolomtError as exc:
+            logger.info("Status check of %s failed: %s", invoice.transaction_id, exc)
+    done = not invoice.is_open
+    return JsonResponse(
+        {
+            "status": invoice.status,
+            "paid": invoice.status == Status.PAID,
+            "final": done,
+            "description": invoice.bank_description,
+            "next": outcome_url(request, invoice) if done else None,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+class PushNotificationView(APIView):
+    """The bank's push notification: JSON POST, logged raw before anything else.
+
+    200 when recorded (processed or a duplicate), 400/413/415 when malformed or forged, 403 from
+    an address outside ``PUSH_ALLOWED_IPS``, 503 when the bank could not confirm it (retry).
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+    parser_classes: list[Any] = []
+    throttle_classes: list[Any] = []
+
+    def post(self, request: Request) -> Response:
+        django_request: HttpRequest = request._request
+        golomt = conf.get()
+        ip = client_ip(django_request)
+        declared = django_request.META.get("CONTENT_LENGTH") or "0"
+        too_big = declared.isdigit() and int(declared) > golomt.max_push_bytes
+        raw = b"" if too_big else django_request.body
+        reply = services.receive_push(
+            raw if not too_big else b"(body not read: declared %s bytes)" % declared.encode(),
+            content_type=django_request.content_type or "",
+            headers=dict(django_request.headers),
+            remote_addr=ip,
+            endpoint=django_request.path,
+            too_large=too_big,
+        )
+        return Response({"detail": reply.detail}, status=reply.status)
+
+
+push = transaction.non_atomic_requests(PushNotificationView.as_view())
