@@ -109,7 +109,6 @@ class Invoice(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
-    last_checked_at = models.DateTimeField(_("last checked with the bank"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("invoice")
