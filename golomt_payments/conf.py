@@ -158,6 +158,20 @@ def _account(name: str, raw: Any) -> Account:
     )
 
 
+def _result_url(raw: Mapping[str, Any], key: str) -> str:
+    """SUCCESS_URL / FAILURE_URL: fail now, not with a server error after the customer paid."""
+    value = _str(raw, key, "")
+    try:
+        value.format(reference="", key="", transaction_id="")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise _fail(
+            key,
+            "may only use the placeholders {reference}, {key} and {transaction_id}; "
+            f"got {value!r} ({type(exc).__name__}: {exc}).",
+        ) from None
+    return value
+
+
 def _networks(raw: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
     value = raw.get("PUSH_ALLOWED_IPS", ())
     if isinstance(value, str) or not isinstance(value, list | tuple):
@@ -194,7 +208,7 @@ def build(raw: Any) -> GolomtSettings:
             raise _fail("ACCOUNTS", f"names must be short identifiers; got {name!r}.")
         accounts[name] = _account(name, account_raw)
     hosts = raw.get("ALLOWED_REDIRECT_HOSTS", ())
-    if isinstance(hosts, str) or not all(isinstance(h, str) for h in hosts):
+    if not isinstance(hosts, list | tuple) or not all(isinstance(h, str) for h in hosts):
         raise _fail("ALLOWED_REDIRECT_HOSTS", "must be a list of host names.")
     prefix = _str(raw, "TRANSACTION_ID_PREFIX", "")
     if len(prefix) > 6 or not (prefix.isascii() and (prefix.isalnum() or prefix == "")):
@@ -207,8 +221,8 @@ def build(raw: Any) -> GolomtSettings:
         callback_base_url=callback_base_url,
         return_type=_choice(raw, "RETURN_TYPE", "POST", RETURN_TYPES),
         confirm_push_with_inquiry=_bool(raw, "CONFIRM_PUSH_WITH_INQUIRY", True),
-        success_url=_str(raw, "SUCCESS_URL", ""),
-        failure_url=_str(raw, "FAILURE_URL", ""),
+        success_url=_result_url(raw, "SUCCESS_URL"),
+        failure_url=_result_url(raw, "FAILURE_URL"),
         allowed_redirect_hosts=tuple(hosts),
         connect_timeout=_float(raw, "CONNECT_TIMEOUT", 5.0),
         read_timeout=_float(raw, "READ_TIMEOUT", 20.0),

@@ -19,6 +19,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -84,7 +85,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
             _("Please go back to the shop and try again."),
         )
     method = request.POST.get("method", Method.CARD)
-    language = request.POST.get("lang") or (request.LANGUAGE_CODE or "")[:2]
+    # get_language(): the request's language under LocaleMiddleware, LANGUAGE_CODE without it.
+    language = request.POST.get("lang") or (get_language() or "")[:2]
     if method not in Method.values:
         return _error_page(request, 400, _("Unknown payment method."), "")
     if language not in Language.values:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+import responses
+
+from tests.helpers import FakeBank, SignalRecorder
 
 REQUIRE_ALL = os.environ.get("GOLOMT_REQUIRE_ALL_TESTS") == "1"
 
@@ -19,3 +23,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for report in skipped:
             print(f"\nNot allowed to skip in CI: {report.nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- Django layer: fake bank and signal recorder --------------------------------------------
+
+
+@pytest.fixture
+def fake_bank() -> Iterator[FakeBank]:
+    """The bank at https://bank.test; any unregistered call fails as a connection error."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeBank(mock)
+
+
+@pytest.fixture
+def signal_log() -> Iterator[SignalRecorder]:
+    """Every app signal received during the test."""
+    recorder = SignalRecorder()
+    recorder.connect()
+    yield recorder
+    recorder.disconnect()

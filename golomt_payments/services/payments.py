@@ -92,6 +92,8 @@ def start_payment(
     settings = conf.get()
     settings.account(account)  # fail early on an unknown account name
     amount_text = format_amount(amount)
+    if not callback_url.startswith(("https://", "http://")) and return_type != ReturnType.MOBILE:
+        raise ValueError("callback_url must be an absolute http(s) URL")
     method = Method(method)
     invoice = Invoice.objects.create(
         account=account,

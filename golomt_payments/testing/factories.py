@@ -1,3 +1,5 @@
+# factory-boy's declarations are not annotated.
+# mypy: disable-error-code="no-untyped-call"
 """factory-boy factories for the app's models, for the app's and shops' tests.
 
 They write rows directly, bypassing :mod:`golomt_payments.services`: use them to *arrange* a
@@ -13,9 +15,17 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
-import factory
 from django.utils import timezone
+from factory.declarations import (
+    LazyAttribute,
+    LazyFunction,
+    SelfAttribute,
+    Sequence,
+    SubFactory,
+    Trait,
+)
 from factory.django import DjangoModelFactory
 
 from golomt_payments.gateway import format_amount, new_transaction_id
@@ -41,55 +51,61 @@ __all__ = [
 ]
 
 
-class InvoiceFactory(DjangoModelFactory):
+class InvoiceFactory(DjangoModelFactory[Invoice]):
     class Meta:
         model = Invoice
 
     account = "default"
-    transaction_id = factory.LazyFunction(new_transaction_id)
-    bank_invoice = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    transaction_id = LazyFunction(new_transaction_id)
+    bank_invoice = LazyFunction(lambda: str(uuid.uuid4()))
     amount = Decimal("1000.00")
-    amount_sent = factory.LazyAttribute(lambda invoice: format_amount(invoice.amount))
+    amount_sent = LazyAttribute(lambda invoice: format_amount(invoice.amount))
     status = Status.PENDING
     method = Method.CARD
     return_type = ReturnType.POST
     language = Language.MN
     callback_url = "https://shop.test/payments/return/"
-    reference = factory.Sequence(lambda n: f"ORDER-{n:05d}")
+    reference = Sequence(lambda n: f"ORDER-{n:05d}")
 
     class Params:
-        new = factory.Trait(status=Status.NEW, bank_invoice="")
-        paid = factory.Trait(
+        new = Trait(status=Status.NEW, bank_invoice="")
+        paid = Trait(
             status=Status.PAID,
             bank_code="000",
             bank_description="Амжилттай",
             card_number="949625******0003",
             card_bank="Голомт банк",
-            paid_at=factory.LazyFunction(timezone.now),
+            paid_at=LazyFunction(timezone.now),
         )
-        failed = factory.Trait(
+        failed = Trait(
             status=Status.FAILED, bank_code="300", bank_description="Картын хугацаа дууссан"
         )
-        expired = factory.Trait(status=Status.EXPIRED)
-        socialpay = factory.Trait(
+        expired = Trait(status=Status.EXPIRED)
+        socialpay = Trait(
             method=Method.SOCIALPAY,
-            social_deeplink=factory.LazyAttribute(
+            social_deeplink=LazyAttribute(
                 lambda invoice: f"socialpay-payment://key={invoice.bank_invoice}"
             ),
         )
 
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs: Any) -> dict[str, Any]:
+        # Keep ``amount`` a Decimal in memory too, as a row read back from the database is.
+        kwargs["amount"] = Decimal(format_amount(kwargs["amount"]))
+        return kwargs
 
-class StatusChangeFactory(DjangoModelFactory):
+
+class StatusChangeFactory(DjangoModelFactory[StatusChange]):
     class Meta:
         model = StatusChange
 
-    invoice = factory.SubFactory(InvoiceFactory)
+    invoice = SubFactory(InvoiceFactory)
     from_status = Status.NEW
     to_status = Status.PENDING
     source = Source.API
 
 
-class BankMessageFactory(DjangoModelFactory):
+class BankMessageFactory(DjangoModelFactory[BankMessage]):
     """An inbound push notification row, already processed."""
 
     class Meta:
@@ -97,14 +113,14 @@ class BankMessageFactory(DjangoModelFactory):
 
     direction = Direction.INBOUND
     kind = MessageKind.PUSH
-    invoice = factory.SubFactory(InvoiceFactory)
-    account = factory.SelfAttribute("invoice.account")
-    transaction_id = factory.SelfAttribute("invoice.transaction_id")
+    invoice = SubFactory(InvoiceFactory)
+    account = SelfAttribute("invoice.account")
+    transaction_id = SelfAttribute("invoice.transaction_id")
     endpoint = "/payments/push/"
     body = "{}"
-    headers = factory.LazyFunction(lambda: {"Content-Type": "application/json"})
-    remote_addr = "203.0.113.10"
-    checksum_valid = True
+    headers = LazyFunction(lambda: {"Content-Type": "application/json"})
+    remote_addr: str | None = "203.0.113.10"
+    checksum_valid: bool | None = True
     outcome = Outcome.PROCESSED
 
 
@@ -115,7 +131,7 @@ class OutboundMessageFactory(BankMessageFactory):
     kind = MessageKind.INQUIRY
     endpoint = "/api/inquiry"
     http_status = 200
-    headers = factory.LazyFunction(dict)
+    headers = LazyFunction(dict)
     remote_addr = None
     checksum_valid = None
     outcome = Outcome.OK

@@ -1,0 +1,234 @@
+"""A fake bank for the Django-layer tests.
+
+Checksums here are computed straight from :mod:`hmac`/:mod:`hashlib` from the bank's table,
+never through ``golomt_payments.gateway.checksum``, so a bug there cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import responses
+from django.dispatch import Signal
+
+from golomt_payments import signals
+from golomt_payments.models import Invoice
+
+BASE_URL = "https://bank.test"
+SECRET = "test-hmac-secret"
+BEARER = "test-bearer-token"
+
+PAID_DESC = "Амжилттай"
+EXPIRED_CARD_DESC = "Картын хугацаа дууссан"
+
+
+def hmac_hex(*values: str | None, secret: str = SECRET) -> str:
+    """HMAC-SHA256 of the values joined without a separator (null as ""), lowercase hex."""
+    message = "".join(value or "" for value in values)
+    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def result_body(
+    transaction_id: str,
+    *,
+    error_code: str | None = "000",
+    amount: str = "1000.00",
+    error_desc: str | None = None,
+    token: str | None = None,
+    status: str | None = "SENT",
+    secret: str = SECRET,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A signed inquiry response (with ``status``) or push body (``status=None``)."""
+    if error_desc is None and error_code is not None:
+        error_desc = PAID_DESC if error_code == "000" else EXPIRED_CARD_DESC
+    body: dict[str, Any] = {
+        "amount": amount,
+        "bank": "Голомт банк",
+        "errorDesc": error_desc,
+        "errorCode": error_code,
+        "cardHolder": "9496250",
+        "transactionId": transaction_id,
+        "cardNumber": "949625******0003" if error_code == "000" else None,
+    }
+    if status is not None:
+        body["status"] = status
+    if token:
+        body["token"] = token
+    body["checksum"] = hmac_hex(transaction_id, error_code, amount, token, secret=secret)
+    body.update(extra)
+    return body
+
+
+def push_body(transaction_id: str, **kwargs: Any) -> dict[str, Any]:
+    """A signed push notification: like the inquiry answer, without ``status``."""
+    kwargs.setdefault("status", None)
+    return result_body(transaction_id, **kwargs)
+
+
+def unpaid_body(transaction_id: str, **kwargs: Any) -> dict[str, Any]:
+    """The inquiry answer while the customer has not paid: errorCode null, status PENDING."""
+    kwargs.setdefault("status", "PENDING")
+    return result_body(transaction_id, error_code=None, error_desc=None, **kwargs)
+
+
+def error_body(path: str, error: str, message: str) -> dict[str, Any]:
+    return {
+        "timestamp": "2020-06-02T10:51:56.359+0000",
+        "status": 400,
+        "error": error,
+        "message": message,
+        "path": path,
+    }
+
+
+Reply = tuple[int, dict[str, str], str]
+
+
+@dataclass
+class FakeBank:
+    """Registers the bank's endpoints on a ``responses`` mock for one merchant account."""
+
+    mock: responses.RequestsMock
+    base_url: str = BASE_URL
+    secret: str = SECRET
+    invoices_created: list[str] = field(default_factory=list)
+
+    # -- /api/invoice ----------------------------------------------------------------------
+
+    def invoice(
+        self,
+        *,
+        bank_invoice: str | None = None,
+        social_deeplink: str | None = None,
+    ) -> None:
+        """Accept every invoice, answering with a signed bank invoice id."""
+
+        def reply(request: requests.PreparedRequest) -> Reply:
+            sent = json.loads(request.body or b"{}")
+            invoice = bank_invoice or str(uuid.uuid4())
+            self.invoices_created.append(invoice)
+            body: dict[str, Any] = {
+                "invoice": invoice,
+                "transactionId": sent["transactionId"],
+                "checksum": hmac_hex(invoice, sent["transactionId"], secret=self.secret),
+            }
+            if sent.get("socialDeeplink") == "Y":
+                body["socialDeeplink"] = social_deeplink or f"socialpay-payment://key={invoice}"
+            return 200, {}, json.dumps(body)
+
+        self.mock.add_callback(responses.POST, self.url("/api/invoice"), callback=reply)
+
+    def invoice_refused(self, message: str = "returnType is missing.") -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/invoice"),
+            json=error_body("/api/invoice", "Validation", message),
+            status=400,
+        )
+
+    def invoice_down(self, error: Exception | None = None) -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/invoice"),
+            body=error or requests.exceptions.ConnectionError("connection refused"),
+        )
+
+    # -- /api/inquiry ----------------------------------------------------------------------
+
+    def inquiry(
+        self,
+        *,
+        error_code: str | None = "000",
+        amount: str = "1000.00",
+        **kwargs: Any,
+    ) -> None:
+        """Answer every inquiry about the transaction asked for, signed."""
+
+        def reply(request: requests.PreparedRequest) -> Reply:
+            transaction_id = json.loads(request.body or b"{}")["transactionId"]
+            if error_code is None:
+                body = unpaid_body(transaction_id, amount=amount, secret=self.secret, **kwargs)
+            else:
+                body = result_body(
+                    transaction_id,
+                    error_code=error_code,
+                    amount=amount,
+                    secret=self.secret,
+                    **kwargs,
+                )
+            return 200, {}, json.dumps(body, ensure_ascii=False)
+
+        self.mock.add_callback(responses.POST, self.url("/api/inquiry"), callback=reply)
+
+    def inquiry_reply(self, reply: Callable[[requests.PreparedRequest], Reply]) -> None:
+        self.mock.add_callback(responses.POST, self.url("/api/inquiry"), callback=reply)
+
+    def inquiry_not_found(self) -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/inquiry"),
+            json=error_body("/api/inquiry", "NotFound", "Payment not found"),
+            status=400,
+        )
+
+    def inquiry_down(self, error: Exception | None = None) -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/inquiry"),
+            body=error or requests.exceptions.ConnectTimeout("timed out"),
+        )
+
+    # -- what was sent -------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def calls(self, path: str) -> list[Any]:
+        return [call for call in self.mock.calls if call.request.url == self.url(path)]
+
+    def sent(self, path: str, index: int = -1) -> dict[str, Any]:
+        """The JSON body of one call to ``path`` (the last by default)."""
+        return dict(json.loads(self.calls(path)[index].request.body))
+
+
+class SignalRecorder:
+    """Records every app signal received, as (signal name, invoice pk, extra kwargs)."""
+
+    NAMES = (
+        "invoice_status_changed",
+        "payment_succeeded",
+        "payment_failed",
+        "payment_expired",
+    )
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, int, dict[str, Any]]] = []
+        self._receivers: list[tuple[Signal, Callable[..., None]]] = []
+
+    def connect(self) -> None:
+        for name in self.NAMES:
+            signal: Signal = getattr(signals, name)
+
+            def receiver(sender: Any, *, invoice: Invoice, _name: str = name, **kw: Any) -> None:
+                assert sender is Invoice
+                kw.pop("signal", None)
+                self.received.append((_name, invoice.pk, kw))
+
+            signal.connect(receiver, weak=False)
+            self._receivers.append((signal, receiver))
+
+    def disconnect(self) -> None:
+        for signal, receiver in self._receivers:
+            signal.disconnect(receiver)
+        self._receivers.clear()
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.received]
