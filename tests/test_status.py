@@ -216,3 +216,11 @@ def test_result_page_shows_the_invoices_state(
 
     assert response.status_code == 200
     assert text in response.content.decode()
+
+
+def test_result_pages_speak_mongolian_when_the_language_is_mn(client: Client) -> None:
+    invoice = InvoiceFactory(paid=True)
+    url = reverse("golomt_payments:result", kwargs={"key": invoice.key})
+    response = client.get(url, HTTP_ACCEPT_LANGUAGE="mn")
+
+    assert "Төлбөр хүлээн авлаа" in response.content.decode()
