@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python example_project/manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test install lint type check-migrations clean
+.PHONY: demo test install lint type check-migrations clean tox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,12 @@ check-migrations: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tox dist build
+
+# The whole matrix (tox.ini). Where pyenv keeps 3.11-3.13 off PATH, put them on it for tox.
+PYENV_PATH := $(shell command -v pyenv >/dev/null && for v in 3.11 3.12 3.13; do \
+	d="$$(pyenv root)/versions/$$(pyenv latest $$v 2>/dev/null)/bin"; \
+	[ -x "$$d/python$$v" ] && printf '%s:' "$$d"; done)
+
+tox: $(STAMP)
+	$(BIN)/python -m pip install --quiet tox
+	PATH="$(PYENV_PATH)$$PATH" $(BIN)/tox $(TOX_ARGS)

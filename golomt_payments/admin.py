@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -22,6 +24,14 @@ if TYPE_CHECKING:  # the admin classes are generic only to the type checker
 else:
     _HistoryInline = _MessageInline = admin.TabularInline
     _InvoiceAdmin = _MessageAdmin = admin.ModelAdmin
+
+_TOKEN_VALUE = re.compile(r'("token"\s*:\s*")([^"]*)(")')
+
+
+def mask_card_tokens(text: str) -> str:
+    """Card tokens can charge the card again: staff see only their last four characters."""
+    return _TOKEN_VALUE.sub(lambda m: f"{m[1]}…{m[2][-4:]}{m[3]}" if m[2] else m[0], text)
+
 
 _BADGE_COLOURS: dict[str, str] = {
     Status.NEW: "#6b7280",
@@ -150,6 +160,20 @@ class InvoiceAdmin(_InvoiceAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # invoices are created through the bank, never by hand
 
+    def save_model(self, request: HttpRequest, obj: Invoice, form: Any, change: bool) -> None:
+        """Write only what staff edited: a full save would write back a status read before a
+        payment that landed meanwhile."""
+        if form.changed_data:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+
+    @transaction.non_atomic_requests
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Outside ATOMIC_REQUESTS: the status action asks the bank, and a row lock taken for
+        one invoice must not be held while the next one's inquiry waits for the bank."""
+        return super().changelist_view(request, extra_context)
+
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Invoice) -> str:
         return format_html(
@@ -217,8 +241,19 @@ class BankMessageAdmin(_MessageAdmin):
     list_select_related = False
     raw_id_fields = ("invoice",)
 
+    exclude = ("body", "response")
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in BankMessage._meta.fields]
+        shown = [f.name for f in BankMessage._meta.fields if f.name not in self.exclude]
+        return [*shown, "body_shown", "response_shown"]
+
+    @admin.display(description=_("body"))
+    def body_shown(self, obj: BankMessage) -> str:
+        return mask_card_tokens(obj.body)
+
+    @admin.display(description=_("response"))
+    def response_shown(self, obj: BankMessage) -> str:
+        return mask_card_tokens(obj.response)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

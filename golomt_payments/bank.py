@@ -12,6 +12,12 @@ from golomt_payments import conf
 from golomt_payments.gateway import Exchange, GolomtClient
 from golomt_payments.models import BankMessage, Direction, MessageKind, Outcome
 
+
+def storable(text: str) -> str:
+    """Text a database text column accepts: PostgreSQL refuses the NUL character."""
+    return text.replace("\x00", "\ufffd")
+
+
 _KINDS = {
     "/api/invoice": MessageKind.INVOICE,
     "/api/inquiry": MessageKind.INQUIRY,
@@ -77,10 +83,10 @@ def _record(account: str) -> Callable[[Exchange], None]:
             transaction_id=exchange.transaction_id or "",
             endpoint=exchange.endpoint,
             http_status=exchange.status_code,
-            body=json.dumps(exchange.request_body, ensure_ascii=False, sort_keys=True),
-            response=exchange.response_text or "",
+            body=storable(json.dumps(exchange.request_body, ensure_ascii=False, sort_keys=True)),
+            response=storable(exchange.response_text or ""),
             outcome=Outcome.ERROR if exchange.error else Outcome.OK,
-            error=exchange.error or "",
+            error=storable(exchange.error or ""),
             duration_ms=exchange.duration_ms,
         )
 

@@ -16,6 +16,7 @@ from golomt_payments import conf
 from golomt_payments.gateway import format_amount
 
 SALT = "golomt_payments.checkout"
+REFERENCE_MAX_LENGTH = 100  # Invoice.reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,12 @@ def sign_checkout(
     gen_token: bool = False,
     metadata: dict[str, Any] | None = None,
 ) -> str:
-    """A tamper-proof token for the checkout form's hidden ``payload`` field."""
+    """A tamper-proof token for the checkout form's hidden ``payload`` field.
+
+    Raises ``ValueError`` for what could never become an invoice, so the shop learns it while
+    rendering its page rather than the customer at checkout.
+    """
+    _check(reference, account)
     payload = {"a": format_amount(amount), "r": reference, "c": account, "t": gen_token}
     if metadata:
         payload["m"] = metadata
@@ -48,12 +54,21 @@ def read_checkout(token: str) -> CheckoutRequest:
     if not isinstance(data, dict):
         raise signing.BadSignature("payload is not an object")
     try:
-        return CheckoutRequest(
+        order = CheckoutRequest(
             amount=Decimal(format_amount(data["a"])),
             reference=str(data["r"]),
             account=str(data["c"]),
             gen_token=bool(data.get("t", False)),
             metadata=data.get("m"),
         )
+        _check(order.reference, order.account)
     except (KeyError, ValueError) as exc:
-        raise signing.BadSignature(f"payload is incomplete: {exc}") from None
+        raise signing.BadSignature(f"payload is unusable: {exc}") from None
+    return order
+
+
+def _check(reference: str, account: str) -> None:
+    if len(reference) > REFERENCE_MAX_LENGTH:
+        raise ValueError(f"reference is longer than {REFERENCE_MAX_LENGTH} characters")
+    if account not in conf.get().accounts:
+        raise ValueError(f"no merchant account named {account!r}")

@@ -125,10 +125,6 @@ class Invoice(models.Model):
         return f"{self.transaction_id} ({self.get_status_display()})"
 
     @property
-    def is_final(self) -> bool:
-        return self.status == Status.PAID
-
-    @property
     def is_open(self) -> bool:
         return self.status in (Status.NEW, Status.PENDING)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -35,7 +36,8 @@ def come_back(browser: Client, method: str, invoice: Invoice | str, **params: st
     }
     if method == "GET":
         return browser.get(RETURN, data)
-    return browser.post(RETURN, data)
+    # As the bank's auto-submitting HTML form sends it.
+    return browser.post(RETURN, urlencode(data), content_type="application/x-www-form-urlencoded")
 
 
 def result_url(invoice: Invoice) -> str:

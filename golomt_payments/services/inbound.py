@@ -14,11 +14,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from django.utils import timezone
 
 from golomt_payments import conf
+from golomt_payments.bank import storable
 from golomt_payments.conf import IPNetwork
 from golomt_payments.gateway import (
     BadResponse,
@@ -35,7 +35,14 @@ from golomt_payments.models import (
     Outcome,
     Source,
 )
-from golomt_payments.services.payments import Change, apply_result, refresh
+from golomt_payments.services.payments import (
+    Change,
+    apply_result,
+    flag_for_review,
+    mismatch,
+    refresh,
+    refresh_if_due,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +84,10 @@ def log_inbound(
     return BankMessage.objects.create(
         direction=Direction.INBOUND,
         kind=kind,
-        body=body,
-        headers=clean_headers(headers),
+        body=storable(body),
+        headers={name: storable(value) for name, value in clean_headers(headers).items()},
         remote_addr=remote_addr or None,
-        endpoint=endpoint[:200],
+        endpoint=storable(endpoint[:200]),
     )
 
 
@@ -94,7 +101,7 @@ def finish(
 ) -> None:
     """Write a processing outcome back to its log row in one UPDATE."""
     message.outcome = outcome
-    message.error = error[:2000]
+    message.error = storable(error[:2000])
     message.processed_at = timezone.now()
     fields = ["outcome", "error", "processed_at"]
     if invoice is not None:
@@ -118,17 +125,15 @@ def _changed(change: Change) -> str:
 def receive_redirect(
     params: Mapping[str, str],
     *,
+    raw: str,
     headers: Mapping[str, str],
     remote_addr: str | None,
     endpoint: str = "",
 ) -> RedirectResult:
-    """Log the redirect, find its invoice and ask the bank; the redirect's own code is a hint."""
+    """Log the redirect as it came (``raw``: query string or form body), find its invoice and
+    ask the bank; the redirect's own status code is only a hint."""
     message = log_inbound(
-        MessageKind.REDIRECT,
-        urlencode(list(params.items())),
-        headers=headers,
-        remote_addr=remote_addr,
-        endpoint=endpoint,
+        MessageKind.REDIRECT, raw, headers=headers, remote_addr=remote_addr, endpoint=endpoint
     )
     transaction_id = params.get("invoice", "")
     if not is_valid_transaction_id(transaction_id):
@@ -140,7 +145,7 @@ def receive_redirect(
         return RedirectResult(None)
     message.transaction_id = invoice.transaction_id
     try:
-        change = refresh(invoice, source=Source.REDIRECT, message=message)
+        change = refresh_if_due(invoice, source=Source.REDIRECT, message=message)
     except GolomtError as exc:
         logger.warning("Inquiry for redirect of %s failed: %s", transaction_id, exc)
         finish(message, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}", invoice=invoice)
@@ -206,18 +211,18 @@ def process_push(message: BankMessage) -> PushReply:
     if invoice is None:
         return _reject(message, 400, "unknown transactionId")
     settings = conf.get()
-    secret = settings.account(invoice.account).secret
     try:
-        result = parse_transaction_result(data, secret, kind="push")
+        result = parse_transaction_result(
+            data, settings.account(invoice.account).secret, kind="push"
+        )
     except ChecksumMismatch:
         return _reject(message, 400, "checksum does not verify", invoice, checksum_valid=False)
     except BadResponse as exc:
         return _reject(message, 400, f"malformed notification: {exc}", invoice)
-    if result.is_paid and result.amount_value != invoice.amount:
-        apply_result(invoice, result, source=Source.PUSH, message=message)  # flags for review
-        return _reject(
-            message, 400, "amount differs from the invoice", invoice, checksum_valid=True
-        )
+    problem = mismatch(invoice, result)
+    if problem:
+        flag_for_review(invoice, problem)
+        return _reject(message, 400, problem, invoice, checksum_valid=True)
     try:
         if settings.confirm_push_with_inquiry:
             change = refresh(invoice, source=Source.PUSH, message=message)

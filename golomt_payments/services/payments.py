@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -48,8 +49,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.EXPIRED: frozenset({Status.PAID}),
     Status.PAID: frozenset(),
 }
-
-SUCCESS_CODE = "000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +140,18 @@ def payment_url(invoice: Invoice) -> str:
     return page.payment_url(invoice.bank_invoice, method="payment", lang=invoice.language)
 
 
+def mismatch(invoice: Invoice, result: TransactionResult) -> str | None:
+    """Why ``result`` cannot be applied to ``invoice`` as it stands, or ``None`` if it can.
+
+    Amounts are compared as numbers: the bank may answer "1" for an invoice sent as "1.00".
+    """
+    if result.transaction_id != invoice.transaction_id:
+        return f"bank answered for {result.transaction_id!r}"
+    if result.is_paid and result.amount_value != invoice.amount:
+        return f"bank reports {result.amount!r} paid, invoice is for {invoice.amount}"
+    return None
+
+
 def target_status(result: TransactionResult) -> str | None:
     """The status a bank result asks for; ``None`` while the bank has no answer yet."""
     if result.is_paid:
@@ -162,14 +173,10 @@ def apply_result(
     The result must be about this invoice and, to mark it paid, carry the invoice's amount; a
     mismatch flags the invoice for a human and changes nothing.
     """
-    if result.transaction_id != invoice.transaction_id:
-        return _flag(invoice, f"bank answered for {result.transaction_id!r}")
+    problem = mismatch(invoice, result)
+    if problem:
+        return flag_for_review(invoice, problem)
     target = target_status(result)
-    if target == Status.PAID and result.amount_value != invoice.amount:
-        return _flag(
-            invoice,
-            f"bank reports {result.amount!r} paid, invoice is for {invoice.amount}",
-        )
     if target is None:
         return Change(invoice, invoice.status, invoice.status, "bank has no result yet")
     fields: dict[str, Any] = {
@@ -208,12 +215,26 @@ def refresh(invoice: Invoice, *, source: str, message: BankMessage | None = None
     return replace(apply_result(invoice, result, source=source, message=message), result=result)
 
 
+def refresh_if_due(invoice: Invoice, *, source: str, message: BankMessage | None = None) -> Change:
+    """Like :func:`refresh`, but asks the bank about one invoice at most once per
+    ``STATUS_CHECK_INTERVAL_SECONDS`` (shared by all hosts through the cache).
+
+    For the unauthenticated callers (the browser's redirect, the status page's polling): the
+    transaction id is no secret, and nobody should be able to make us hammer the bank with it.
+    """
+    interval = conf.get().status_check_interval_seconds
+    if not cache.add(f"golomt_payments:inquiry-due:{invoice.transaction_id}", 1, interval):
+        return Change(invoice, invoice.status, invoice.status, "asked the bank moments ago")
+    return refresh(invoice, source=source, message=message)
+
+
 def expire(invoice: Invoice, *, source: str) -> Change:
     """Close an invoice the customer never paid before the page timer ran out."""
     return _transition(invoice.pk, Status.EXPIRED, source=source, known=invoice)
 
 
-def _flag(invoice: Invoice, reason: str) -> Change:
+def flag_for_review(invoice: Invoice, reason: str) -> Change:
+    """Record for a human that the bank said something that does not fit; change nothing."""
     logger.warning("Invoice %s needs review: %s", invoice.transaction_id, reason)
     Invoice.objects.filter(pk=invoice.pk).update(needs_review=True, review_reason=reason[:1000])
     invoice.needs_review, invoice.review_reason = True, reason
