@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "golomt_payments",
+    "golomt_payments.sandbox",
 ]
 
 MIDDLEWARE = [

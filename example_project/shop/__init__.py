@@ -1,0 +1,1 @@
+"""A tiny shop that takes payments through golomt_payments: products, a cart, orders."""

@@ -1,0 +1,68 @@
+"""How the shop hears about payments: the app's signals, sent once per real change.
+
+Receivers must be idempotent anyway (a signal may be replayed by an operator), so each one is a
+single conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from golomt_payments.models import Invoice
+from golomt_payments.signals import payment_expired, payment_failed, payment_succeeded
+from shop.models import Order
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(payment_succeeded, sender=Invoice, dispatch_uid="shop.mark_order_paid")
+def mark_order_paid(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> None:
+    """The bank confirmed the money: the order is paid (once, and only for its full total)."""
+    order = Order.objects.filter(number=invoice.reference).first()
+    if order is None:
+        logger.error(
+            "Payment %s is for unknown order %r", invoice.transaction_id, invoice.reference
+        )
+        return
+    if invoice.amount != order.total:
+        logger.error(
+            "Payment %s of %s does not match order %s total %s; not marking it paid",
+            invoice.transaction_id,
+            invoice.amount,
+            order.number,
+            order.total,
+        )
+        return
+    updated = (
+        Order.objects.filter(pk=order.pk)
+        .exclude(status=Order.Status.PAID)
+        .update(
+            status=Order.Status.PAID,
+            paid_at=invoice.paid_at or timezone.now(),
+            payment_card=invoice.card_number,
+            payment_error="",
+        )
+    )
+    if updated:
+        logger.info("Order %s paid (%s)", order.number, invoice.transaction_id)
+
+
+@receiver(payment_failed, sender=Invoice, dispatch_uid="shop.record_payment_failure")
+def record_payment_failure(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> None:
+    """Keep the bank's own words, so the order page can tell the customer what went wrong."""
+    text = invoice.bank_description or _("The bank did not accept the payment.")
+    Order.objects.filter(number=invoice.reference, status=Order.Status.AWAITING_PAYMENT).update(
+        payment_error=text[:255]
+    )
+
+
+@receiver(payment_expired, sender=Invoice, dispatch_uid="shop.record_payment_expiry")
+def record_payment_expiry(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> None:
+    Order.objects.filter(number=invoice.reference, status=Order.Status.AWAITING_PAYMENT).update(
+        payment_error=_("The payment time ran out.")
+    )
