@@ -22,6 +22,7 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+demo: export SHOP_URL = http://$(HOST):$(PORT)
 demo: $(STAMP)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) seed_shop
