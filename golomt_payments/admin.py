@@ -160,6 +160,16 @@ class InvoiceAdmin(_InvoiceAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # invoices are created through the bank, never by hand
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        """Judge "changed" against what staff saw, not the row at save time: a review flag
+        raised while the form was open must not read as an edit and be switched off."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        for field in form.base_fields.values():
+            field.show_hidden_initial = True
+        return form
+
     def save_model(self, request: HttpRequest, obj: Invoice, form: Any, change: bool) -> None:
         """Write only what staff edited: a full save would write back a status read before a
         payment that landed meanwhile."""

@@ -20,6 +20,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from golomt_payments import bank, conf, signals
+from golomt_payments.bank import storable
 from golomt_payments.gateway import (
     BankRefused,
     PaymentNotFound,
@@ -179,21 +180,22 @@ def apply_result(
     target = target_status(result)
     if target is None:
         return Change(invoice, invoice.status, invoice.status, "bank has no result yet")
+    # The bank's texts are outside its checksum: make them fit the columns, NUL included.
     fields: dict[str, Any] = {
-        "bank_code": (result.error_code or "")[:10],
-        "bank_description": (result.error_desc or "")[:255],
+        "bank_code": storable(result.error_code or "")[:10],
+        "bank_description": storable(result.error_desc or "")[:255],
     }
     if result.card_number:
-        fields["card_number"] = result.card_number[:32]
+        fields["card_number"] = storable(result.card_number)[:32]
     if result.bank:
-        fields["card_bank"] = result.bank[:100]
+        fields["card_bank"] = storable(result.bank)[:100]
     if target == Status.PAID:
         fields["paid_at"] = timezone.now()
     return _transition(
         invoice.pk,
         target,
         source=source,
-        bank_code=result.error_code or "",
+        bank_code=fields["bank_code"],
         fields=fields,
         message=message,
         known=invoice,
