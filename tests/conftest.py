@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Iterator
 
 import pytest
 import responses
+from django.core.cache import cache
 
-from tests.helpers import FakeBank, SignalRecorder
+from tests.helpers import Clock, FakeBank, SignalRecorder
 
 REQUIRE_ALL = os.environ.get("GOLOMT_REQUIRE_ALL_TESTS") == "1"
 
@@ -42,3 +44,21 @@ def signal_log() -> Iterator[SignalRecorder]:
     recorder.connect()
     yield recorder
     recorder.disconnect()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Time as the cache sees it, so a test can let the inquiry throttle's interval pass."""
+    clock = Clock()
+    fake = types.SimpleNamespace(time=clock.time)
+    monkeypatch.setattr("django.core.cache.backends.base.time", fake)
+    monkeypatch.setattr("django.core.cache.backends.locmem.time", fake)
+    return clock
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """The inquiry throttle lives in the cache: every test starts and ends with it empty."""
+    cache.clear()
+    yield
+    cache.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -232,3 +233,13 @@ class SignalRecorder:
 
     def names(self) -> list[str]:
         return [name for name, _, _ in self.received]
+
+
+class Clock:
+    """A stand-in for the ``time`` module of Django's cache backends: move ``offset`` on."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset

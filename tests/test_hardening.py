@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
-import types
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -43,6 +41,7 @@ from golomt_payments.services.payments import _transition
 from tests.factories import InvoiceFactory, OutboundMessageFactory
 from tests.helpers import (
     SECRET,
+    Clock,
     FakeBank,
     Reply,
     SignalRecorder,
@@ -71,25 +70,6 @@ def empty_cache() -> Iterator[None]:
 def fast_passwords(settings: Any) -> None:
     """admin_client's user gets a password; hash it cheaply."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-class Clock:
-    """A stand-in for the ``time`` module of Django's cache backends."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    fake = types.SimpleNamespace(time=clock.time)
-    monkeypatch.setattr("django.core.cache.backends.base.time", fake)
-    monkeypatch.setattr("django.core.cache.backends.locmem.time", fake)
-    return clock
 
 
 def paid_result(invoice: Invoice) -> TransactionResult:

@@ -3,49 +3,18 @@ interval per invoice."""
 
 from __future__ import annotations
 
-import time
-import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from golomt_payments.models import Invoice, Source, Status
 from tests.factories import InvoiceFactory
-from tests.helpers import FakeBank
+from tests.helpers import Clock, FakeBank
 from tests.settings import GOLOMT_PAYMENTS
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    """The once-per-interval marks live in the cache, keyed by invoice pk: start clean."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-class Clock:
-    """A stand-in for the ``time`` module of Django's cache backends."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    fake = types.SimpleNamespace(time=clock.time)
-    monkeypatch.setattr("django.core.cache.backends.base.time", fake)
-    monkeypatch.setattr("django.core.cache.backends.locmem.time", fake)
-    return clock
 
 
 def status_url(invoice: Invoice) -> str:

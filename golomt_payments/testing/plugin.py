@@ -90,14 +90,19 @@ def golomt_sandbox_server(live_server: Any, settings: Any) -> Iterator[SandboxSe
             }
             yield SandboxServer(base_url, token, secret, process.pid)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout:
-                process.stdout.close()
+            stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop a server this test started, by its own pid: politely, then firmly."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout:
+        process.stdout.close()
 
 
 def _wait_for_announcement(process: subprocess.Popen[str]) -> str:

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from golomt_payments.testing.plugin import stop
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -61,11 +63,4 @@ def serving(command: Sequence[str], port: int, env: Mapping[str, str]) -> Iterat
         wait_for_port(port, process)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        stop(process)
