@@ -3,6 +3,7 @@ interval per invoice."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -193,3 +194,11 @@ def test_result_pages_speak_mongolian_when_the_language_is_mn(client: Client) ->
     response = client.get(url, HTTP_ACCEPT_LANGUAGE="mn")
 
     assert "Төлбөр хүлээн авлаа" in response.content.decode()
+
+
+def test_result_page_shows_the_amount_grouped_without_empty_decimals(client: Client) -> None:
+    invoice = InvoiceFactory(paid=True, amount=Decimal("1800000.00"), amount_sent="1800000.00")
+
+    page = client.get(reverse("golomt_payments:result", kwargs={"key": invoice.key}))
+
+    assert "1,800,000 ₮" in page.content.decode()
