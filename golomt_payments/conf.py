@@ -49,10 +49,14 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "PUSH_ALLOWED_IPS",
     "TRUSTED_PROXY_COUNT",
     "CHECKOUT_MAX_AGE_SECONDS",
+    "RECONCILE_CONCURRENCY",
+    "RECONCILE_GRACE_MINUTES",
 }
 RETURN_TYPES = ("POST", "GET")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LANGUAGES = ("mn", "en")
+#: Each reconcile worker holds a database connection and an HTTP connection while it works.
+MAX_RECONCILE_CONCURRENCY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,8 @@ class GolomtSettings:
     push_allowed_ips: tuple[IPNetwork, ...] = ()
     trusted_proxy_count: int = 0
     checkout_max_age_seconds: int = 3600
+    reconcile_concurrency: int = 8
+    reconcile_grace_minutes: int = 30
 
     def account(self, name: str = DEFAULT_ACCOUNT) -> Account:
         try:
@@ -112,11 +118,18 @@ def _str(raw: Mapping[str, Any], key: str, default: str, where: str = "") -> str
     return value
 
 
-def _int(raw: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
+def _int(
+    raw: Mapping[str, Any], key: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(key, f"must be an integer >= {minimum}.")
-    return value
+    if (
+        not isinstance(value, bool)
+        and isinstance(value, int)
+        and minimum <= value <= (value if maximum is None else maximum)
+    ):
+        return value
+    bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+    raise _fail(key, f"must be an integer {bounds}.")
 
 
 def _float(raw: Mapping[str, Any], key: str, default: float) -> float:
@@ -236,6 +249,10 @@ def build(raw: Any) -> GolomtSettings:
         push_allowed_ips=_networks(raw),
         trusted_proxy_count=_int(raw, "TRUSTED_PROXY_COUNT", 0, 0),
         checkout_max_age_seconds=_int(raw, "CHECKOUT_MAX_AGE_SECONDS", 3600, 60),
+        reconcile_concurrency=_int(
+            raw, "RECONCILE_CONCURRENCY", 8, 1, maximum=MAX_RECONCILE_CONCURRENCY
+        ),
+        reconcile_grace_minutes=_int(raw, "RECONCILE_GRACE_MINUTES", 30, 0),
     )
 
 

@@ -109,6 +109,13 @@ class Invoice(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    reconcile_lease_until = models.DateTimeField(
+        _("reconcile lease until"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("A reconcile run has claimed this invoice until then; other runs skip it."),
+    )
 
     class Meta:
         verbose_name = _("invoice")
@@ -118,6 +125,12 @@ class Invoice(models.Model):
             models.Index(fields=["status", "-created_at"], name="golomt_inv_status_created"),
             models.Index(fields=["method", "-created_at"], name="golomt_inv_method_created"),
             models.Index(fields=["-created_at"], name="golomt_inv_created"),
+            # The reconciler walks the open invoices in id order; they are few among many.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(status__in=[Status.NEW, Status.PENDING]),
+                name="golomt_inv_open",
+            ),
         ]
         permissions = [("check_invoice", _("Can check invoices with the bank"))]
 

@@ -66,3 +66,10 @@ GOLOMT_PAYMENTS = {
     "CALLBACK_BASE_URL": "https://shop.test",
     "READ_RETRIES": 0,
 }
+
+# The sandbox bank's own settings; the sandbox tests point both sides at each other.
+GOLOMT_SANDBOX = {
+    "BEARER_TOKEN": GOLOMT_PAYMENTS["BEARER_TOKEN"],
+    "SECRET": GOLOMT_PAYMENTS["SECRET"],
+    "PUSH_MODE": "off",
+}

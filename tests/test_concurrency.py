@@ -1,5 +1,7 @@
 """Exactly once under real concurrency: many threads, each with its own PostgreSQL connection.
 
+The reconciler's runs here use real worker threads (it runs one at a time on SQLite).
+
 SQLite does not lock rows, so these run on PostgreSQL only (``DATABASE_URL``).
 """
 
@@ -9,6 +11,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +19,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, connections, transaction
 from django.dispatch import Signal
 from django.test import Client
+from django.utils import timezone
 
 from golomt_payments import signals
 from golomt_payments.gateway import TransactionResult, parse_transaction_result
@@ -29,9 +33,9 @@ from golomt_payments.models import (
     Status,
     StatusChange,
 )
-from golomt_payments.services import Change, apply_result
+from golomt_payments.services import Change, ReconcileSummary, apply_result, reconcile
 from tests.factories import InvoiceFactory
-from tests.helpers import SECRET, FakeBank, push_body, result_body
+from tests.helpers import SECRET, FakeBank, push_body, result_body, unpaid_body
 
 pytestmark = [
     pytest.mark.postgres,
@@ -264,3 +268,129 @@ def test_a_locked_invoice_does_not_block_results_for_another(signal_counter: Sig
     assert fresh(other).status == Status.PAID
     assert fresh(locked).status == Status.PENDING
     assert signal_counter.names(other) == {"invoice_status_changed": 1, "payment_succeeded": 1}
+
+
+# --- the reconciler -----------------------------------------------------------------------
+
+RECONCILE_INVOICES = 50
+
+
+def aged(minutes: float) -> Invoice:
+    invoice = InvoiceFactory()
+    Invoice.objects.filter(pk=invoice.pk).update(
+        created_at=timezone.now() - timedelta(minutes=minutes)
+    )
+    return fresh(invoice)
+
+
+class CountingBank:
+    """Answers inquiries per transaction id from any thread, counting them, and notes every
+    call made while its thread's connection was inside a transaction (a row lock held)."""
+
+    def __init__(self, fake_bank: FakeBank, answers: dict[str, dict[str, Any]]) -> None:
+        self._lock = threading.Lock()
+        self.asked: Counter[str] = Counter()
+        self.in_transaction: list[str] = []
+        self._answers = answers
+        fake_bank.inquiry_reply(self.reply)
+
+    def reply(self, request: Any) -> tuple[int, dict[str, str], str]:
+        tx = json.loads(request.body)["transactionId"]
+        with self._lock:
+            self.asked[tx] += 1
+            if connection.in_atomic_block:
+                self.in_transaction.append(tx)
+        return 200, {}, json.dumps(self._answers[tx], ensure_ascii=False)
+
+
+def test_two_reconcile_runs_at_once_ask_about_every_invoice_exactly_once(
+    fake_bank: FakeBank, signal_counter: Signals
+) -> None:
+    """Paid, expired (unknown past the grace) and unchanged (unpaid within the grace): the
+    unchanged ones stay open, so only the claim keeps the second run away from them."""
+    to_pay = [aged(15) for _ in range(20)]
+    to_expire = [aged(45) for _ in range(20)]
+    to_keep = [aged(15) for _ in range(RECONCILE_INVOICES - 40)]
+    answers = {i.transaction_id: result_body(i.transaction_id) for i in to_pay}
+    answers |= {i.transaction_id: unpaid_body(i.transaction_id) for i in to_expire + to_keep}
+    bank = CountingBank(fake_bank, answers)
+
+    summaries = run_together(*[lambda: reconcile(concurrency=4, batch_size=5)] * 2)
+
+    assert bank.asked == Counter(answers.keys())  # every id exactly once
+    assert bank.in_transaction == []
+    assert sum(s.checked for s in summaries) == RECONCILE_INVOICES
+    assert sum(s.paid for s in summaries) == 20
+    assert sum(s.expired for s in summaries) == 20
+    assert sum(s.unchanged for s in summaries) == RECONCILE_INVOICES - 40
+    for invoice in to_pay:
+        assert history(invoice) == [(Status.PENDING, Status.PAID)]
+        assert signal_counter.names(invoice) == {
+            "invoice_status_changed": 1,
+            "payment_succeeded": 1,
+        }
+    for invoice in to_expire:
+        assert history(invoice) == [(Status.PENDING, Status.EXPIRED)]
+        assert signal_counter.names(invoice)["payment_expired"] == 1
+    for invoice in to_keep:
+        assert history(invoice) == []
+        assert fresh(invoice).status == Status.PENDING
+        assert fresh(invoice).reconcile_lease_until is not None
+
+
+def test_pushes_a_redirect_and_a_reconcile_run_at_once_pay_once(
+    fake_bank: FakeBank, signal_counter: Signals
+) -> None:
+    invoice = aged(15)
+    fake_bank.inquiry(error_code="000")
+    body = json.dumps(push_body(invoice.transaction_id), ensure_ascii=False)
+
+    def push() -> int:
+        response = Client().post("/payments/push/", body, content_type="application/json")
+        return int(response.status_code)
+
+    def redirect() -> int:
+        response = Client().get("/payments/return/", {"invoice": invoice.transaction_id})
+        return int(response.status_code)
+
+    def reconciling() -> ReconcileSummary:
+        return reconcile(concurrency=2)
+
+    *answers, summary = run_together(*[push] * THREADS, redirect, reconciling)
+
+    assert answers == [200] * THREADS + [302]
+    assert summary.checked in (0, 1)  # 0 when a push already paid it before the claim
+    assert fresh(invoice).status == Status.PAID
+    assert history(invoice) == [(Status.PENDING, Status.PAID)]
+    assert signal_counter.names(invoice) == {"invoice_status_changed": 1, "payment_succeeded": 1}
+
+
+def test_reconcile_skips_an_invoice_locked_by_a_payment_in_progress(fake_bank: FakeBank) -> None:
+    locked, other = aged(15), aged(15)
+    bank = CountingBank(
+        fake_bank,
+        {i.transaction_id: unpaid_body(i.transaction_id) for i in (locked, other)},
+    )
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        try:
+            with transaction.atomic():
+                Invoice.objects.select_for_update().get(pk=locked.pk)
+                holding.set()
+                done.wait(timeout=10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        summary = reconcile(concurrency=2)
+    finally:
+        done.set()
+        holder.join(timeout=10)
+
+    assert bank.asked == Counter({other.transaction_id: 1})
+    assert summary.checked == 1
+    assert fresh(locked).reconcile_lease_until is None

@@ -27,6 +27,8 @@ def test_defaults_of_a_minimal_configuration() -> None:
     assert settings.push_allowed_ips == ()
     assert settings.trusted_proxy_count == 0
     assert settings.max_push_bytes == 16 * 1024
+    assert settings.reconcile_concurrency == 8
+    assert settings.reconcile_grace_minutes == 30
 
 
 def test_missing_setting_builds_an_unconfigured_default_account() -> None:
@@ -178,6 +180,11 @@ def test_credentials_never_appear_in_the_settings_repr() -> None:
         ({**BASE, "PUSH_ALLOWED_IPS": [None]}, "PUSH_ALLOWED_IPS"),
         ({**BASE, "TRUSTED_PROXY_COUNT": -1}, "TRUSTED_PROXY_COUNT"),
         ({**BASE, "CHECKOUT_MAX_AGE_SECONDS": 10}, "CHECKOUT_MAX_AGE_SECONDS"),
+        ({**BASE, "RECONCILE_CONCURRENCY": 0}, "RECONCILE_CONCURRENCY"),
+        ({**BASE, "RECONCILE_CONCURRENCY": 65}, "RECONCILE_CONCURRENCY"),
+        ({**BASE, "RECONCILE_CONCURRENCY": "8"}, "RECONCILE_CONCURRENCY"),
+        ({**BASE, "RECONCILE_GRACE_MINUTES": -1}, "RECONCILE_GRACE_MINUTES"),
+        ({**BASE, "RECONCILE_GRACE_MINUTES": 1.5}, "RECONCILE_GRACE_MINUTES"),
         ({"ACCOUNTS": {}}, "ACCOUNTS"),
         ({"ACCOUNTS": ["default"]}, "ACCOUNTS"),
         ({"ACCOUNTS": {"default": "token"}}, "ACCOUNTS.default"),

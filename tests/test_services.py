@@ -286,6 +286,7 @@ def test_refresh_of_an_id_unknown_to_the_bank_changes_nothing(fake_bank: FakeBan
     change = services.refresh(invoice, source=Source.RECONCILE)
 
     assert not change.changed
+    assert change.unknown_to_bank
     assert change.reason == "unknown to the bank"
     assert Invoice.objects.get(pk=invoice.pk).status == Status.PENDING
 

@@ -54,13 +54,17 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What applying one bank result did to one invoice."""
+    """What applying one bank result did to one invoice.
+
+    ``unknown_to_bank``: the bank answered that it has no payment with this transaction id.
+    """
 
     invoice: Invoice
     old_status: str
     new_status: str
     reason: str = ""
     result: TransactionResult | None = None
+    unknown_to_bank: bool = False
 
     @property
     def changed(self) -> bool:
@@ -202,18 +206,31 @@ def apply_result(
     )
 
 
+def inquire(invoice: Invoice) -> TransactionResult | None:
+    """The bank's word on ``invoice``, logged against it; ``None`` when the bank has no
+    payment with its transaction id. Changes nothing.
+
+    Raises the gateway's errors when the bank cannot be reached or answers badly.
+    """
+    try:
+        with bank.about(invoice.pk):
+            return bank.client(invoice.account).inquiry(invoice.transaction_id)
+    except PaymentNotFound:
+        return None
+
+
 def refresh(invoice: Invoice, *, source: str, message: BankMessage | None = None) -> Change:
     """Ask the bank about ``invoice`` and apply the answer.
 
     Raises the gateway's errors when the bank cannot be reached or answers badly; the invoice
-    is then unchanged. An id the bank does not know changes nothing here (the reconciler
-    decides when such an invoice has expired).
+    is then unchanged. An id the bank does not know changes nothing here; the change says
+    ``unknown_to_bank`` and the reconciler decides when such an invoice has expired.
     """
-    try:
-        with bank.about(invoice.pk):
-            result = bank.client(invoice.account).inquiry(invoice.transaction_id)
-    except PaymentNotFound:
-        return Change(invoice, invoice.status, invoice.status, "unknown to the bank")
+    result = inquire(invoice)
+    if result is None:
+        return Change(
+            invoice, invoice.status, invoice.status, "unknown to the bank", unknown_to_bank=True
+        )
     return replace(apply_result(invoice, result, source=source, message=message), result=result)
 
 

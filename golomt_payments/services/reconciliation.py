@@ -1,0 +1,433 @@
+"""Reconcile: ask the bank about invoices still open after its page timer ran out, and finish
+push notifications whose processing failed.
+
+Several hosts may run it at once. A run claims a small batch of due invoices in one short
+transaction (``SELECT … FOR UPDATE SKIP LOCKED``, then a lease written on those rows), commits,
+and only then asks the bank: no row lock is ever held during a bank call. Other runs skip a
+leased invoice until its lease runs out. The lease is left to run out rather than released, so
+a run still walking the table cannot ask about the same invoice again moments later.
+
+Invoices are read one batch at a time in id order (keyset pagination), so memory stays flat
+however many are open.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from golomt_payments import conf
+from golomt_payments.gateway import GolomtError, TransactionResult
+from golomt_payments.models import (
+    BankMessage,
+    Direction,
+    Invoice,
+    MessageKind,
+    Outcome,
+    Source,
+    Status,
+)
+from golomt_payments.services.inbound import process_push
+from golomt_payments.services.payments import (
+    can_transition,
+    expire,
+    inquire,
+    mismatch,
+    refresh,
+    target_status,
+)
+
+__all__ = ["DEFAULT_MESSAGE_LIMIT", "ReconcileSummary", "count_due", "reconcile"]
+
+logger = logging.getLogger(__name__)
+
+OPEN = (Status.NEW, Status.PENDING)
+
+#: Push notifications replayed per run at most.
+DEFAULT_MESSAGE_LIMIT = 100
+
+#: A push still ``received`` this long after it came is taken for crashed mid-way (at least;
+#: longer when one inquiry with its retries may take longer, see :func:`_call_seconds`).
+STUCK_AFTER = timedelta(minutes=1)
+
+#: Added to every lease for the database work around the bank calls.
+_LEASE_MARGIN = timedelta(minutes=1)
+
+# GolomtClient's default pause before the first retry, doubled for each next one.
+_CLIENT_BACKOFF = 0.5
+
+# What one invoice came to; the names are ReconcileSummary's fields.
+PAID, FAILED, EXPIRED, UNCHANGED, UNREACHABLE = (
+    "paid",
+    "failed",
+    "expired",
+    "unchanged",
+    "unreachable",
+)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(slots=True)
+class ReconcileSummary:
+    """What one run did (or, in a dry run, would do). ``checked`` counts invoices asked
+    about: ``paid + failed + expired + unchanged + unreachable``."""
+
+    checked: int = 0
+    paid: int = 0
+    failed: int = 0
+    expired: int = 0
+    unchanged: int = 0
+    unreachable: int = 0
+    messages_replayed: int = 0
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One run's fixed view of time and scope, decided when it starts."""
+
+    accounts: tuple[str, ...]
+    only_account: str | None
+    due_before: datetime
+    expire_before: datetime
+    lease: timedelta
+    stuck_after: timedelta
+
+
+def reconcile(
+    *,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    account: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int | None = None,
+    lease_seconds: float | None = None,
+    message_limit: int = DEFAULT_MESSAGE_LIMIT,
+) -> ReconcileSummary:
+    """Ask the bank about every invoice still open after the page timer, and apply its answer.
+
+    Paid and declined invoices become paid and failed. An invoice the bank does not know, or
+    knows as still unpaid, is expired once ``RECONCILE_GRACE_MINUTES`` have passed after the
+    page timer (the bank cancels unfinished payments when its timer runs out). A bank that
+    does not answer leaves the invoice as it is. Push notifications that were never finished
+    (``received`` and stuck, or ``failed`` because the bank could not confirm them) are
+    processed again first, at most ``message_limit`` per run.
+
+    ``concurrency`` bank calls run at once (default ``RECONCILE_CONCURRENCY``), sharing the
+    account's pooled client; on SQLite, which has one writer at a time, invoices are done one
+    by one in the calling thread. ``limit`` caps the invoices asked about. ``dry_run`` asks the
+    bank and reports what would change, changing nothing (the inquiries are still logged).
+    ``progress`` is called with the number of invoices done so far, from the calling thread.
+    ``batch_size`` invoices are claimed at a time (default twice ``concurrency``, at least 10),
+    each for ``lease_seconds`` (default: long enough even if every bank call times out).
+
+    Call it outside a transaction: inside one, the claims would stay locked and invisible to
+    other runs until it commits. Raises ImproperlyConfigured for an unknown or unconfigured
+    ``account``, ValueError for a bad argument.
+    """
+    settings = conf.get()
+    workers = settings.reconcile_concurrency if concurrency is None else concurrency
+    _check_positive("concurrency", workers, conf.MAX_RECONCILE_CONCURRENCY)
+    if limit is not None:
+        _check_positive("limit", limit)
+    if not _threads_allowed():
+        workers = 1
+    batch = max(10, 2 * workers) if batch_size is None else batch_size
+    _check_positive("batch_size", batch)
+    plan = _plan(settings, account, workers, batch, lease_seconds)
+    summary = ReconcileSummary(dry_run=dry_run)
+
+    messages = _replayable(plan, message_limit)
+    if dry_run:
+        summary.messages_replayed = len(messages)
+    else:
+        replayed = _run_all([messages], _replay, workers)
+        summary.messages_replayed = sum(replayed)
+
+    if dry_run:
+        batches = _due_batches(plan, batch, limit)
+        verdicts = _run_all(batches, partial(_inspect, plan=plan), workers)
+    else:
+        batches = _claimed_batches(plan, batch, limit)
+        verdicts = _run_all(batches, partial(_settle, plan=plan), workers)
+    for verdict in verdicts:
+        summary.checked += 1
+        setattr(summary, verdict, getattr(summary, verdict) + 1)
+        if progress is not None:
+            progress(summary.checked)
+
+    logger.info("Golomt reconcile%s: %s", " (dry run)" if dry_run else "", summary)
+    return summary
+
+
+def count_due(*, account: str | None = None) -> int:
+    """How many open invoices a run started now would ask about (for a progress bar)."""
+    settings = conf.get()
+    plan = _plan(settings, account, 1, 1, None)
+    return _claimable(plan, timezone.now()).count()
+
+
+# --- scope and time ---------------------------------------------------------------------------
+
+
+def _plan(
+    settings: conf.GolomtSettings,
+    account: str | None,
+    workers: int,
+    batch: int,
+    lease_seconds: float | None,
+) -> _Plan:
+    if account is not None:
+        if not settings.account(account).is_configured:
+            raise ImproperlyConfigured(
+                f"{conf.SETTING_NAME}: account {account!r} has no BEARER_TOKEN or SECRET."
+            )
+        accounts: tuple[str, ...] = (account,)
+    else:
+        # Nobody can be asked about an invoice of an account that is gone or has no
+        # credentials: such invoices are left alone.
+        accounts = tuple(name for name, acct in settings.accounts.items() if acct.is_configured)
+        if not accounts:
+            raise ImproperlyConfigured(
+                f"{conf.SETTING_NAME}: no merchant account has a BEARER_TOKEN and a SECRET."
+            )
+    call = _call_seconds(settings)
+    if lease_seconds is None:
+        # A claimed invoice waits behind at most ``workers + batch - 1`` others, each done by
+        # one of ``workers`` threads within one call's time at worst.
+        rounds = math.ceil((workers + batch) / workers)
+        lease = timedelta(seconds=rounds * call) + _LEASE_MARGIN
+    else:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        lease = timedelta(seconds=lease_seconds)
+    now = timezone.now()
+    timer = timedelta(minutes=settings.page_timeout_minutes)
+    return _Plan(
+        accounts=accounts,
+        only_account=account,
+        due_before=now - timer,
+        expire_before=now - timer - timedelta(minutes=settings.reconcile_grace_minutes),
+        lease=lease,
+        stuck_after=max(STUCK_AFTER, timedelta(seconds=call)),
+    )
+
+
+def _call_seconds(settings: conf.GolomtSettings) -> float:
+    """The longest one inquiry may take: every attempt running into both timeouts."""
+    retries = settings.read_retries
+    per_attempt = settings.connect_timeout + settings.read_timeout
+    return (retries + 1) * per_attempt + _CLIENT_BACKOFF * float(2**retries - 1)
+
+
+def _check_positive(name: str, value: object, maximum: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < 1
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = "a positive integer" if maximum is None else f"an integer from 1 to {maximum}"
+        raise ValueError(f"{name} must be {bounds}")
+
+
+def _threads_allowed() -> bool:
+    """SQLite has one writer at a time, and a test's in-memory database one connection."""
+    return connections[router.db_for_write(Invoice)].vendor != "sqlite"
+
+
+# --- which invoices -----------------------------------------------------------------------
+
+
+def _claimable(plan: _Plan, now: datetime) -> QuerySet[Invoice]:
+    """Open invoices past the page timer that no other run holds."""
+    return Invoice.objects.filter(
+        Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lte=now),
+        status__in=OPEN,
+        created_at__lt=plan.due_before,
+        account__in=plan.accounts,
+    )
+
+
+def _claimed_batches(plan: _Plan, size: int, limit: int | None) -> Iterator[list[Invoice]]:
+    """Claim and yield batches in id order until none is left or ``limit`` is reached."""
+    after, claimed = 0, 0
+    while limit is None or claimed < limit:
+        want = size if limit is None else min(size, limit - claimed)
+        batch = _claim(plan, after, want)
+        if batch:
+            yield batch
+        if len(batch) < want:  # the scan reached the end: nothing more to claim now
+            return
+        after, claimed = batch[-1].pk, claimed + len(batch)
+
+
+def _claim(plan: _Plan, after: int, size: int) -> list[Invoice]:
+    """One short transaction: lock a batch (skipping rows another run has locked), lease it,
+    commit. The lease is what other runs see once the locks are gone."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = list(
+            _claimable(plan, now)
+            .filter(pk__gt=after)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")[:size]
+        )
+        if batch:
+            Invoice.objects.filter(pk__in=[invoice.pk for invoice in batch]).update(
+                reconcile_lease_until=now + plan.lease
+            )
+    return batch
+
+
+def _due_batches(plan: _Plan, size: int, limit: int | None) -> Iterator[list[Invoice]]:
+    """Like :func:`_claimed_batches` without claiming: for a dry run, which writes nothing."""
+    after, seen = 0, 0
+    while limit is None or seen < limit:
+        want = size if limit is None else min(size, limit - seen)
+        batch = list(_claimable(plan, timezone.now()).filter(pk__gt=after).order_by("pk")[:want])
+        if batch:
+            yield batch
+        if len(batch) < want:
+            return
+        after, seen = batch[-1].pk, seen + len(batch)
+
+
+# --- one invoice ----------------------------------------------------------------------------
+
+
+def _settle(invoice: Invoice, *, plan: _Plan) -> str:
+    """Ask the bank about one claimed invoice and apply what it says."""
+    try:
+        change = refresh(invoice, source=Source.RECONCILE)
+    except GolomtError as exc:
+        logger.info("Reconcile: the bank did not answer for %s: %s", invoice.transaction_id, exc)
+        return UNREACHABLE
+    if change.changed:
+        return PAID if change.new_status == Status.PAID else FAILED
+    no_payment = change.unknown_to_bank or _has_no_payment(invoice, change.result)
+    if no_payment and _past_grace(invoice, plan):
+        return EXPIRED if expire(invoice, source=Source.RECONCILE).changed else UNCHANGED
+    return UNCHANGED
+
+
+def _inspect(invoice: Invoice, *, plan: _Plan) -> str:
+    """What :func:`_settle` would do with the bank's answer, without applying it."""
+    try:
+        result = inquire(invoice)
+    except GolomtError as exc:
+        logger.info("Reconcile: the bank did not answer for %s: %s", invoice.transaction_id, exc)
+        return UNREACHABLE
+    if result is None or _has_no_payment(invoice, result):
+        return EXPIRED if _past_grace(invoice, plan) else UNCHANGED
+    target = target_status(result)
+    if mismatch(invoice, result) or target is None or not can_transition(invoice.status, target):
+        return UNCHANGED
+    return PAID if target == Status.PAID else FAILED
+
+
+def _has_no_payment(invoice: Invoice, result: TransactionResult | None) -> bool:
+    """The bank holds no payment for the invoice: it does not know the id (``None``), or it
+    answers, about this very invoice, that nobody has paid yet."""
+    return result is None or (result.is_unpaid and mismatch(invoice, result) is None)
+
+
+def _past_grace(invoice: Invoice, plan: _Plan) -> bool:
+    return invoice.created_at < plan.expire_before
+
+
+# --- push notifications that were never finished -------------------------------------------
+
+
+def _replayable(plan: _Plan, limit: int) -> list[BankMessage]:
+    """Pushes whose processing failed or stopped, least recently tried first.
+
+    A ``received`` row with ``processed_at`` set is one a run claimed for replay at that time.
+    """
+    if limit < 1:
+        return []
+    now = timezone.now()
+    stuck = Q(outcome=Outcome.RECEIVED) & (
+        Q(processed_at__isnull=True, created_at__lt=now - plan.stuck_after)
+        | Q(processed_at__lt=now - plan.lease)
+    )
+    messages = BankMessage.objects.filter(
+        stuck | Q(outcome=Outcome.FAILED),
+        direction=Direction.INBOUND,
+        kind=MessageKind.PUSH,
+    )
+    if plan.only_account is not None:
+        # A push that stopped before its invoice was found has no account yet: such rows are
+        # replayed by runs over every account.
+        messages = messages.filter(account=plan.only_account)
+    return list(messages.order_by(F("processed_at").asc(nulls_first=True), "pk")[:limit])
+
+
+def _replay(message: BankMessage) -> bool:
+    """Claim ``message`` with one conditional UPDATE (lost to another run: skip), then process
+    it again; :func:`process_push` is safe to run twice on the same row."""
+    as_read = (
+        Q(processed_at__isnull=True)
+        if message.processed_at is None
+        else Q(processed_at=message.processed_at)
+    )
+    claimed = BankMessage.objects.filter(as_read, pk=message.pk, outcome=message.outcome)
+    if not claimed.update(outcome=Outcome.RECEIVED, processed_at=timezone.now()):
+        return False
+    logger.info("Reconcile: replaying push notification #%s", message.pk)
+    process_push(message)
+    return True
+
+
+# --- running many at once -------------------------------------------------------------------
+
+
+def _run_all(batches: Iterable[list[_T]], work: Callable[[_T], _R], workers: int) -> Iterator[_R]:
+    """Run ``work`` over every item of every batch, ``workers`` at a time; yield the results
+    as they come.
+
+    The next batch is taken only when no more than ``workers`` items are outstanding, so at
+    most ``workers + batch`` are in memory (and under lease) at once. With one worker all runs
+    in the calling thread, on its database connection.
+    """
+    if workers == 1:
+        for batch in batches:
+            for item in batch:
+                yield work(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="golomt-reconcile") as pool:
+        running: set[Future[_R]] = set()
+        try:
+            for batch in batches:
+                running.update(pool.submit(_in_worker, work, item) for item in batch)
+                while len(running) > workers:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    yield from (future.result() for future in done)
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+        finally:
+            for future in running:
+                future.cancel()
+
+
+def _in_worker(work: Callable[[_T], _R], item: _T) -> _R:
+    """Run one task on a pool thread, then close the connections it opened there."""
+    try:
+        return work(item)
+    finally:
+        connections.close_all()
