@@ -1,6 +1,11 @@
 """Minimal settings the test suite runs against (SQLite, or PostgreSQL when DATABASE_URL is set)."""
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -50,11 +55,29 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "sqlite:///:memory:"), conn_max_age=0
-    )
-}
+
+def _database() -> dict[str, Any]:
+    """PostgreSQL (or any database) from DATABASE_URL; else SQLite in a file on a RAM disk.
+
+    Not ``:memory:``: there ``live_server`` shares one connection among all its threads, which
+    fails when the sandbox's push races the browser's redirect. On a file each thread has its
+    own connection, and IMMEDIATE transactions make writers wait for each other.
+    """
+    if os.environ.get("DATABASE_URL"):
+        return dict(dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0))
+    shm = Path("/dev/shm")  # noqa: S108 - a RAM disk where there is one: no fsync cost
+    folder = tempfile.mkdtemp(prefix="golomt-tests-", dir=shm if shm.is_dir() else None)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = str(Path(folder) / "test.sqlite3")
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "TEST": {"NAME": path},
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }
+
+
+DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

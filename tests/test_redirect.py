@@ -313,3 +313,16 @@ def test_the_banks_text_is_escaped_on_the_failure_page(
 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_redirect_for_a_paid_invoice_does_not_ask_the_bank(
+    browser: Client, fake_bank: FakeBank
+) -> None:
+    """The push won the race: the customer's return costs no bank call."""
+    invoice = InvoiceFactory(paid=True)
+
+    response = come_back(browser, "POST", invoice)
+
+    assert response["Location"] == result_url(invoice)
+    assert len(fake_bank.mock.calls) == 0
+    assert BankMessage.objects.get(kind=MessageKind.REDIRECT).outcome == Outcome.UNCHANGED

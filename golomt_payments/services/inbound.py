@@ -34,6 +34,7 @@ from golomt_payments.models import (
     MessageKind,
     Outcome,
     Source,
+    Status,
 )
 from golomt_payments.services.payments import (
     Change,
@@ -144,6 +145,9 @@ def receive_redirect(
         finish(message, Outcome.REJECTED, error="unknown transaction id")
         return RedirectResult(None)
     message.transaction_id = invoice.transaction_id
+    if invoice.status == Status.PAID:  # final: nothing the bank says could change it
+        finish(message, Outcome.UNCHANGED, error="already paid", invoice=invoice)
+        return RedirectResult(invoice, Change(invoice, invoice.status, invoice.status))
     try:
         change = refresh_if_due(invoice, source=Source.REDIRECT, message=message)
     except GolomtError as exc:
