@@ -549,7 +549,7 @@ def _payload(endpoint: str, status_code: int, text: str, safe_text: str) -> dict
     if 200 <= status_code < 300:
         try:
             decoded = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise BadResponse(
                 f"{endpoint}: HTTP {status_code} body is not JSON: {_excerpt(safe_text)}",
                 endpoint=endpoint,
@@ -582,7 +582,7 @@ def _refused(endpoint: str, text: str, safe_text: str) -> BankRefused:
     """Build the error for a 400, from the bank's JSON error body when there is one."""
     try:
         decoded = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         decoded = None
     body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), str) else None

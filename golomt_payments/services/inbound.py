@@ -204,7 +204,7 @@ def process_push(message: BankMessage) -> PushReply:
     """Verify and apply a logged push; safe to run again on the same row (replay)."""
     try:
         data: Any = json.loads(message.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be the bank's
         return _reject(message, 400, "body is not JSON")
     if not isinstance(data, dict):
         return _reject(message, 400, "body is not a JSON object")

@@ -38,7 +38,7 @@ from golomt_payments.models import (
     Source,
     Status,
 )
-from golomt_payments.services.inbound import process_push
+from golomt_payments.services.inbound import finish, process_push
 from golomt_payments.services.payments import (
     can_transition,
     expire,
@@ -389,7 +389,11 @@ def _replay(message: BankMessage) -> bool:
     if not claimed.update(outcome=Outcome.RECEIVED, processed_at=timezone.now()):
         return False
     logger.info("Reconcile: replaying push notification #%s", message.pk)
-    process_push(message)
+    try:
+        process_push(message)
+    except Exception as exc:  # one bad row must not stop the run; it is retried next time
+        logger.exception("Reconcile: replaying push notification #%s failed", message.pk)
+        finish(message, Outcome.FAILED, error=f"replay failed: {type(exc).__name__}: {exc}")
     return True
 
 
