@@ -721,7 +721,7 @@ def test_worker_killed_after_applying_a_push_but_before_recording_the_outcome_ne
     assert signal_log.names() == PAID
 
 
-# --- bugs found -------------------------------------------------------------------------------
+# --- hostile bodies and failing replays ---------------------------------------------------------
 
 NESTED_TOO_DEEP = "[" * 5000 + "]" * 5000  # valid JSON, 10 kB: deeper than Python's recursion
 
