@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +25,11 @@ class Status(models.TextChoices):
 class Method(models.TextChoices):
     CARD = "payment", _("Card")
     SOCIALPAY = "socialpay", _("SocialPay")
+    SAVED_CARD = "token", _("Saved card")
+
+
+#: What a customer may choose on the bank's hosted pages (a saved card pays without a page).
+HOSTED_METHODS = (Method.CARD, Method.SOCIALPAY)
 
 
 class ReturnType(models.TextChoices):
@@ -92,6 +98,23 @@ class Invoice(models.Model):
     bank_description = models.CharField(_("bank description"), max_length=255, blank=True)
     card_number = models.CharField(_("card number (masked)"), max_length=32, blank=True)
     card_bank = models.CharField(_("issuing bank"), max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("customer"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="golomt_invoices",
+    )
+    card_token = models.ForeignKey(
+        "CardToken",
+        verbose_name=_("saved card"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invoices",
+        help_text=_("The saved card this invoice was paid with, or that its payment saved."),
+    )
     reference = models.CharField(
         _("shop reference"),
         max_length=100,
@@ -240,3 +263,176 @@ class BankMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.get_kind_display()} {self.transaction_id}"
+
+
+class CardToken(models.Model):
+    """A customer's saved card: the bank's token, which can charge it again without a page.
+
+    The token itself is a credential: it is never shown in full on a page, the admin or the API.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="golomt_cards",
+    )
+    account = models.CharField(_("merchant account"), max_length=32, default="default")
+    token = models.CharField(_("token"), max_length=255)
+    card_number = models.CharField(_("card number (masked)"), max_length=32, blank=True)
+    card_bank = models.CharField(_("issuing bank"), max_length=100, blank=True)
+    card_holder = models.CharField(_("card holder"), max_length=100, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("saved"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("saved card")
+        verbose_name_plural = _("saved cards")
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(fields=["account", "token"], name="golomt_card_token_unique")
+        ]
+        indexes = [models.Index(fields=["owner", "is_active"], name="golomt_card_owner_active")]
+
+    def __str__(self) -> str:
+        return self.card_number or str(_("saved card"))
+
+    @property
+    def token_hint(self) -> str:
+        """Enough of the token for a human to tell two apart: its last four characters."""
+        return f"…{self.token[-4:]}" if self.token else ""
+
+
+class RegistrationStatus(models.TextChoices):
+    NEW = "new", _("New")
+    PENDING = "pending", _("Waiting for the customer")
+    SAVED = "saved", _("Card saved")
+    FAILED = "failed", _("Failed")
+
+
+class CardRegistration(models.Model):
+    """Adding a card without buying: the bank charges a small amount, refunds it, and gives a
+    token (``/api/confirmation``, its page, then ``/api/get/token``)."""
+
+    key = models.UUIDField(_("public key"), default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="golomt_card_registrations",
+    )
+    account = models.CharField(_("merchant account"), max_length=32, default="default")
+    transaction_id = models.CharField(_("transaction id"), max_length=15, unique=True)
+    bank_invoice = models.CharField(_("bank invoice"), max_length=64, blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=RegistrationStatus.choices,
+        default=RegistrationStatus.NEW,
+    )
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, default=Language.MN
+    )
+    callback_url = models.CharField(_("callback URL"), max_length=500, blank=True)
+    bank_code = models.CharField(_("bank code"), max_length=10, blank=True)
+    bank_description = models.CharField(_("bank description"), max_length=255, blank=True)
+    card_token = models.ForeignKey(
+        CardToken,
+        verbose_name=_("saved card"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("card registration")
+        verbose_name_plural = _("card registrations")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} ({self.get_status_display()})"
+
+
+class SettledTransaction(models.Model):
+    """One row of the bank's settlement report (``/api/getSettlementDetails``), as fetched."""
+
+    account = models.CharField(_("merchant account"), max_length=32, default="default")
+    bank_id = models.CharField(_("bank row id"), max_length=64)
+    merchant_invoice = models.CharField(
+        _("transaction id"),
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text=_("The shop's transaction id, as the bank reports it."),
+    )
+    settled_on = models.DateField(_("transaction date"), db_index=True)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    resp_code = models.CharField(_("response code"), max_length=4, blank=True)
+    resp_desc = models.CharField(_("response text"), max_length=255, blank=True)
+    card_number = models.CharField(_("card number (masked)"), max_length=32, blank=True)
+    sys_reference = models.CharField(_("RRN"), max_length=32, blank=True)
+    approval_code = models.CharField(_("approval code"), max_length=16, blank=True)
+    raw = models.JSONField(_("row as received"), default=dict)
+    fetched_at = models.DateTimeField(_("fetched"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("settled transaction")
+        verbose_name_plural = _("settled transactions")
+        ordering = ("-settled_on", "-pk")
+        constraints = [
+            models.UniqueConstraint(fields=["account", "bank_id"], name="golomt_settled_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant_invoice or self.bank_id} {self.amount} ({self.settled_on})"
+
+
+class MismatchKind(models.TextChoices):
+    NOT_SETTLED = "not_settled", _("Paid here, not settled by the bank")
+    NOT_PAID = "not_paid", _("Settled by the bank, not paid here")
+    AMOUNT = "amount", _("Amounts differ")
+
+
+class SettlementMismatch(models.Model):
+    """A difference between what the shop believes was paid and what the bank settled."""
+
+    day = models.DateField(_("day"), db_index=True)
+    account = models.CharField(_("merchant account"), max_length=32, default="default")
+    kind = models.CharField(_("kind"), max_length=12, choices=MismatchKind.choices)
+    invoice = models.ForeignKey(
+        Invoice,
+        verbose_name=_("invoice"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    settled = models.ForeignKey(
+        SettledTransaction,
+        verbose_name=_("settled transaction"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    expected_amount = models.DecimalField(
+        _("amount here"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    settled_amount = models.DecimalField(
+        _("amount settled"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    detected_at = models.DateTimeField(_("detected"), auto_now_add=True)
+    resolved = models.BooleanField(_("resolved"), default=False)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("settlement mismatch")
+        verbose_name_plural = _("settlement mismatches")
+        ordering = ("-day", "kind", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.get_kind_display()}"
