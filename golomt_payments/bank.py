@@ -17,8 +17,12 @@ from golomt_payments.models import BankMessage, Direction, MessageKind, Outcome
 
 
 def storable(text: str) -> str:
-    """Text a database text column accepts: PostgreSQL refuses the NUL character."""
-    return text.replace("\x00", "\ufffd")
+    """Text every database accepts and UTF-8 can encode: PostgreSQL refuses the NUL character,
+    and a lone surrogate (a JSON escape of half an emoji) is no text at all. Both become U+FFFD."""
+    text = text.replace("\x00", "\ufffd")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
 _KINDS = {

@@ -32,7 +32,7 @@ from rest_framework.views import APIView
 from golomt_payments import conf, services
 from golomt_payments.checkout import read_checkout
 from golomt_payments.gateway import BankRefused, GolomtError
-from golomt_payments.models import Invoice, Language, Method, Source, Status
+from golomt_payments.models import HOSTED_METHODS, Invoice, Language, Method, Source, Status
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     method = request.POST.get("method", Method.CARD)
     # get_language(): the request's language under LocaleMiddleware, LANGUAGE_CODE without it.
     language = request.POST.get("lang") or (get_language() or "")[:2]
-    if method not in Method.values:
+    if method not in HOSTED_METHODS:
         return _error_page(request, 400, _("Unknown payment method."), "")
     if language not in Language.values:
         language = conf.get().default_language
@@ -255,15 +255,19 @@ class PushNotificationView(APIView):
         golomt = conf.get()
         ip = client_ip(django_request)
         declared = django_request.META.get("CONTENT_LENGTH") or "0"
-        too_big = declared.isdigit() and int(declared) > golomt.max_push_bytes
-        raw = b"" if too_big else django_request.body
+        unread: tuple[int, str] | None = None
+        if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is True
+            unread = (400, f"Content-Length {declared[:40]!r} is not a number")
+        elif int(declared) > golomt.max_push_bytes:
+            unread = (413, f"body larger than {golomt.max_push_bytes} bytes")
+        raw = b"" if unread else django_request.body
         reply = services.receive_push(
-            raw if not too_big else b"(body not read: declared %s bytes)" % declared.encode(),
+            raw,
             content_type=django_request.content_type or "",
             headers=dict(django_request.headers),
             remote_addr=ip,
             endpoint=django_request.path,
-            too_large=too_big,
+            unread=unread,
         )
         return Response({"detail": reply.detail}, status=reply.status)
 

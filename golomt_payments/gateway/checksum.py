@@ -44,7 +44,9 @@ def sign(secret: str, *values: str | None) -> str:
             raise TypeError(
                 f"checksum value #{index} must be str or None, not {type(value).__name__}"
             )
-    message = "".join(parts).encode("utf-8")
+    # A lone surrogate (JSON "\ud800") is no UTF-8 text the bank could have signed: hash its
+    # bytes anyway, so the checksum simply does not match instead of the hashing failing.
+    message = "".join(parts).encode("utf-8", errors="surrogatepass")
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 

@@ -168,22 +168,28 @@ def receive_push(
     headers: Mapping[str, str],
     remote_addr: str | None,
     endpoint: str = "",
-    too_large: bool = False,
+    unread: tuple[int, str] | None = None,
 ) -> PushReply:
     """Log a push notification exactly as it came, then process it.
 
-    ``too_large`` says the sender declared a body over the limit, which was then not read.
+    ``unread`` is the HTTP status and reason for which the caller did not read the body at all
+    (a declared length over the limit, or no valid length): it is logged without it, refused.
     """
     settings = conf.get()
-    too_large = too_large or len(raw) > settings.max_push_bytes
+    if unread is None and len(raw) > settings.max_push_bytes:
+        unread = (413, f"body larger than {settings.max_push_bytes} bytes")
     body = raw[: settings.max_push_bytes].decode("utf-8", errors="replace")
     message = log_inbound(
-        MessageKind.PUSH, body, headers=headers, remote_addr=remote_addr, endpoint=endpoint
+        MessageKind.PUSH,
+        f"({unread[1]}; body not kept)" if unread else body,
+        headers=headers,
+        remote_addr=remote_addr,
+        endpoint=endpoint,
     )
     if settings.push_allowed_ips and not _allowed(remote_addr, settings.push_allowed_ips):
         return _reject(message, 403, "sender address is not in PUSH_ALLOWED_IPS")
-    if too_large:
-        return _reject(message, 413, f"body larger than {settings.max_push_bytes} bytes")
+    if unread:
+        return _reject(message, *unread)
     if content_type.split(";")[0].strip().lower() != "application/json":
         return _reject(message, 415, "content type must be application/json")
     try:

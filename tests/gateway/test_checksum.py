@@ -170,3 +170,14 @@ def test_matches_accepts_upper_case_hex_from_the_sender() -> None:
 )
 def test_matches_refuses_anything_else(received: object) -> None:
     assert not checksum.matches(received, hmac_hex("abc"))
+
+
+def test_a_lone_surrogate_hashes_to_a_mismatch_instead_of_failing() -> None:
+    received = checksum.transaction_result(
+        "secret", transaction_id="test000001", error_code="000", amount="1"
+    )
+    forged = checksum.transaction_result(
+        "secret", transaction_id="test000001\ud800", error_code="000", amount="1"
+    )
+
+    assert not checksum.matches(received, forged)
