@@ -38,6 +38,15 @@ SHOP_URL = os.environ.get("SHOP_URL", "http://127.0.0.1:8000").rstrip("/")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = [SHOP_URL]
 
+# In production the shop is served over HTTPS only (a card payment page must be).
+HTTPS = SHOP_URL.startswith("https://")
+SECURE_SSL_REDIRECT = HTTPS and env_bool("DJANGO_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS and env_bool("DJANGO_HSTS_ALL", True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+if env_bool("DJANGO_BEHIND_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 REAL_BANK = any(
     os.environ.get(name) for name in ("GOLOMT_BEARER_TOKEN", "GOLOMT_SECRET", "GOLOMT_BASE_URL")
 )

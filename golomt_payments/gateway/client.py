@@ -354,9 +354,19 @@ class GolomtClient:
         )
 
     def iter_settlements(
-        self, *, merchant_id: str, token: str, start: date, end: date, size: int = 50
+        self,
+        *,
+        merchant_id: str,
+        token: str,
+        start: date,
+        end: date,
+        size: int = 50,
+        on_page: Callable[[SettlementPage], None] | None = None,
     ) -> Iterator[SettlementRow]:
-        """Every settled row between two dates, fetching pages until the bank says ``last``."""
+        """Every settled row between two dates, fetching pages until the bank says ``last``.
+
+        ``on_page`` sees each page as it arrives (to count pages, or compare ``total_elements``).
+        """
         page_number = 0
         while True:
             page = self.settlement_details(
@@ -367,6 +377,8 @@ class GolomtClient:
                 page=page_number,
                 size=size,
             )
+            if on_page is not None:
+                on_page(page)
             yield from page.rows
             # Guard against a bank page that never says last: stop on an empty page too.
             if page.last or not page.rows or page_number + 1 >= page.total_pages:
@@ -451,6 +463,8 @@ class GolomtClient:
         response_text: str | None = None
         error: str | None = None
         started = time.monotonic()
+        # Values the audit record redacts (the settlement token) are credentials too.
+        hidden = tuple(str(body[key]) for key in redact if body.get(key))
         try:
             try:
                 response = self._session.post(
@@ -477,17 +491,17 @@ class GolomtClient:
             except requests.RequestException as exc:
                 raise BankUnreachable(
                     f"{endpoint}: could not reach the bank ({type(exc).__name__}: "
-                    f"{self._scrub(str(exc))[:_EXCERPT]})",
+                    f"{self._scrub(str(exc), hidden)[:_EXCERPT]})",
                     endpoint=endpoint,
                 ) from exc
             status_code = response.status_code
             raw_text = response.content.decode("utf-8", errors="replace")
-            response_text = self._scrub(raw_text)
+            response_text = self._scrub(raw_text, hidden)
             # Parse what the bank sent; only messages and logs use the scrubbed copy.
             payload = _payload(endpoint, status_code, raw_text, response_text)
             return parse(payload)
         except Exception as exc:
-            error = self._scrub(f"{type(exc).__name__}: {exc}")
+            error = self._scrub(f"{type(exc).__name__}: {exc}", hidden)
             raise
         finally:
             duration_ms = int((time.monotonic() - started) * 1000)
@@ -533,10 +547,10 @@ class GolomtClient:
                 loggable[key] = value
         return loggable
 
-    def _scrub(self, text: str) -> str:
+    def _scrub(self, text: str, hidden: tuple[str, ...] = ()) -> str:
         """Belt and braces: no credential text survives into logs or error messages."""
-        for credential in (self._bearer_token, self._secret):
-            if credential in text:
+        for credential in (self._bearer_token, self._secret, *hidden):
+            if credential and credential in text:
                 text = text.replace(credential, _REDACTED)
         return text
 
@@ -563,7 +577,7 @@ def _payload(endpoint: str, status_code: int, text: str, safe_text: str) -> dict
             )
         return decoded
     if status_code == 400:
-        raise _refused(endpoint, text, safe_text)
+        raise _refused(endpoint, safe_text)
     if status_code in (401, 403):
         raise Unauthorized(
             f"{endpoint}: HTTP {status_code}: the bank rejected the bearer token",
@@ -578,10 +592,10 @@ def _payload(endpoint: str, status_code: int, text: str, safe_text: str) -> dict
     )
 
 
-def _refused(endpoint: str, text: str, safe_text: str) -> BankRefused:
+def _refused(endpoint: str, safe_text: str) -> BankRefused:
     """Build the error for a 400, from the bank's JSON error body when there is one."""
-    try:
-        decoded = json.loads(text)
+    try:  # the scrubbed copy: the bank's message may echo what it was sent, credentials too
+        decoded = json.loads(safe_text)
     except (ValueError, RecursionError):  # RecursionError: nested too deep
         decoded = None
     body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}

@@ -181,3 +181,17 @@ def test_a_lone_surrogate_hashes_to_a_mismatch_instead_of_failing() -> None:
     )
 
     assert not checksum.matches(received, forged)
+
+
+def test_matches_uses_constant_time_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[bytes | str, bytes | str]] = []
+
+    def compare_digest(a: bytes | str, b: bytes | str) -> bool:
+        compared.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(checksum.hmac, "compare_digest", compare_digest)
+    expected = checksum.sign("secret", "test000001", "000", "1")
+
+    assert checksum.matches(expected.upper(), expected)
+    assert len(compared) == 1
