@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from golomt_payments import services
 from golomt_payments.gateway import GolomtError
-from golomt_payments.models import BankMessage, Invoice, Source, Status, StatusChange
+from golomt_payments.models import (
+    BankMessage,
+    CardRegistration,
+    CardToken,
+    Invoice,
+    SettledTransaction,
+    SettlementMismatch,
+    Source,
+    Status,
+    StatusChange,
+)
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
     _HistoryInline = admin.TabularInline[StatusChange, Invoice]
@@ -59,6 +75,8 @@ _INVOICE_BANK_FIELDS = (
     "bank_description",
     "card_number",
     "card_bank",
+    "owner",
+    "card_token",
     "created_at",
     "updated_at",
     "paid_at",
@@ -152,6 +170,7 @@ class InvoiceAdmin(_InvoiceAdmin):
                 ),
             },
         ),
+        (_("Customer"), {"fields": ("owner", "card_token")}),
         (_("Review"), {"fields": ("needs_review", "review_reason")}),
     )
     inlines = (StatusChangeInline, BankMessageInline)
@@ -269,6 +288,331 @@ class BankMessageAdmin(_MessageAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- saved cards -----------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    _CardAdmin = admin.ModelAdmin[CardToken]
+    _RegistrationAdmin = admin.ModelAdmin[CardRegistration]
+else:
+    _CardAdmin = _RegistrationAdmin = admin.ModelAdmin
+
+
+@admin.register(CardToken)
+class CardTokenAdmin(_CardAdmin):
+    """Customers' saved cards, read only: the token can charge the card, so staff see only its
+    last four characters. Removing goes through the service, which signals ``card_removed``."""
+
+    list_display = (
+        "card_number",
+        "owner",
+        "card_bank",
+        "card_holder",
+        "is_active",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("is_active", "account", "created_at")
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    exclude = ("token",)
+    readonly_fields = (
+        "owner",
+        "account",
+        "card_number",
+        "card_bank",
+        "card_holder",
+        "token_hint",
+        "is_active",
+        "created_at",
+        "last_used_at",
+    )
+    actions = ("remove_cards",)
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        username = get_user_model().USERNAME_FIELD
+        return ("card_number", f"owner__{username}")
+
+    @admin.display(description=_("token"))
+    def token_hint(self, obj: CardToken) -> str:
+        return obj.token_hint
+
+    @admin.action(description=_("Remove the selected cards"), permissions=["change"])
+    def remove_cards(self, request: HttpRequest, queryset: QuerySet[CardToken]) -> None:
+        removed = sum(services.remove_card(card) for card in queryset.filter(is_active=True))
+        self.message_user(
+            request, _("%(count)d card(s) removed.") % {"count": removed}, messages.SUCCESS
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # cards are saved by the bank's answers, never by hand
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # removed, not deleted: the invoices paid with a card keep pointing at it
+
+
+@admin.register(CardRegistration)
+class CardRegistrationAdmin(_RegistrationAdmin):
+    """Adding a card without buying, as the bank answered: read only."""
+
+    list_display = ("transaction_id", "owner", "status", "card_token", "created_at")
+    list_filter = ("status", "account", "created_at")
+    list_select_related = ("owner", "card_token")
+    search_fields = ("=transaction_id", "=bank_invoice")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in CardRegistration._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- settlement ------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    _SettledAdmin = admin.ModelAdmin[SettledTransaction]
+    _MismatchAdmin = admin.ModelAdmin[SettlementMismatch]
+else:
+    _SettledAdmin = _MismatchAdmin = admin.ModelAdmin
+
+
+@admin.register(SettledTransaction)
+class SettledTransactionAdmin(_SettledAdmin):
+    """The bank's settlement report as fetched: read only."""
+
+    list_display = (
+        "settled_on",
+        "merchant_invoice",
+        "amount",
+        "resp_code",
+        "resp_desc",
+        "card_number",
+        "sys_reference",
+        "approval_code",
+        "account",
+        "fetched_at",
+    )
+    list_filter = ("settled_on", "resp_code", "account")
+    search_fields = ("=merchant_invoice", "=sys_reference")
+    date_hierarchy = "settled_on"
+    show_full_result_count = False
+    list_per_page = 100
+    exclude = ("raw",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        shown = [f.name for f in SettledTransaction._meta.fields if f.name not in self.exclude]
+        return [*shown, "raw_shown"]
+
+    @admin.display(description=_("row as received"))
+    def raw_shown(self, obj: SettledTransaction) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(obj.raw, indent=2, ensure_ascii=False, sort_keys=True)
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+MISMATCH_CSV_COLUMNS = (
+    _("day"),
+    _("kind"),
+    _("transaction id"),
+    _("reference"),
+    _("amount here"),
+    _("amount settled"),
+    _("card"),
+    _("RRN"),
+    _("note"),
+    _("resolved"),
+)
+
+
+def _cell(value: object) -> str:
+    """Text a spreadsheet shows as text: a leading = + - @ would make it a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def mismatch_transaction_id(mismatch: SettlementMismatch) -> str:
+    if mismatch.invoice is not None:
+        return mismatch.invoice.transaction_id
+    return mismatch.settled.merchant_invoice if mismatch.settled is not None else ""
+
+
+def mismatches_csv(queryset: QuerySet[SettlementMismatch]) -> HttpResponse:
+    """The mismatches as a CSV file an accountant opens in a spreadsheet (UTF-8 with BOM)."""
+    rows = list(queryset.select_related("invoice", "settled").order_by("day", "kind", "pk"))
+    days = sorted({row.day for row in rows})
+    span = f"-{days[0]}-{days[-1]}" if days else ""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="golomt-settlement-mismatches{span}.csv"'
+    )
+    response.write("\ufeff")  # lets spreadsheet programs read the Mongolian text as UTF-8
+    writer = csv.writer(response)
+    writer.writerow([str(title) for title in MISMATCH_CSV_COLUMNS])
+    for row in rows:
+        invoice, settled = row.invoice, row.settled
+        writer.writerow(
+            [
+                row.day.isoformat(),
+                _cell(row.get_kind_display()),
+                _cell(mismatch_transaction_id(row)),
+                _cell(invoice.reference if invoice is not None else ""),
+                "" if row.expected_amount is None else f"{row.expected_amount:f}",
+                "" if row.settled_amount is None else f"{row.settled_amount:f}",
+                _cell(
+                    (settled.card_number if settled is not None else "")
+                    or (invoice.card_number if invoice is not None else "")
+                ),
+                _cell(settled.sys_reference if settled is not None else ""),
+                _cell(row.note),
+                _("yes") if row.resolved else _("no"),
+            ]
+        )
+    return response
+
+
+@admin.register(SettlementMismatch)
+class SettlementMismatchAdmin(_MismatchAdmin):
+    """Differences between the invoices paid here and the bank's settlement report.
+
+    Staff who may view them may export them; staff who may change them may mark them resolved
+    and write a note. They are never added or deleted by hand: a run of ``golomt_settlements``
+    writes them, and a resolved one is kept as the record of what was done.
+    """
+
+    list_display = (
+        "day",
+        "kind",
+        "invoice_link",
+        "transaction_id",
+        "expected_amount",
+        "settled_amount",
+        "resolved",
+    )
+    list_filter = ("kind", "resolved", "day", "account")
+    search_fields = (
+        "=invoice__transaction_id",
+        "=settled__merchant_invoice",
+        "=settled__sys_reference",
+        "invoice__reference",
+    )
+    date_hierarchy = "day"
+    list_select_related = ("invoice", "settled")
+    list_per_page = 100
+    actions = ("mark_resolved", "export_csv")
+    fields = (
+        "day",
+        "account",
+        "kind",
+        "invoice_link",
+        "transaction_id",
+        "reference",
+        "expected_amount",
+        "settled_amount",
+        "card",
+        "rrn",
+        "settled_link",
+        "detected_at",
+        "resolved",
+        "note",
+    )
+    readonly_fields = tuple(name for name in fields if name not in ("resolved", "note"))
+
+    @admin.display(description=_("invoice"), ordering="invoice__transaction_id")
+    def invoice_link(self, obj: SettlementMismatch) -> str:
+        if obj.invoice is None:
+            return "—"
+        url = reverse("admin:golomt_payments_invoice_change", args=[obj.invoice.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.invoice)
+
+    @admin.display(description=_("settled transaction"))
+    def settled_link(self, obj: SettlementMismatch) -> str:
+        if obj.settled is None:
+            return "—"
+        url = reverse("admin:golomt_payments_settledtransaction_change", args=[obj.settled.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.settled)
+
+    @admin.display(description=_("transaction id"))
+    def transaction_id(self, obj: SettlementMismatch) -> str:
+        return mismatch_transaction_id(obj)
+
+    @admin.display(description=_("shop reference"))
+    def reference(self, obj: SettlementMismatch) -> str:
+        return obj.invoice.reference if obj.invoice is not None else ""
+
+    @admin.display(description=_("card"))
+    def card(self, obj: SettlementMismatch) -> str:
+        if obj.settled is not None and obj.settled.card_number:
+            return obj.settled.card_number
+        return obj.invoice.card_number if obj.invoice is not None else ""
+
+    @admin.display(description=_("RRN"))
+    def rrn(self, obj: SettlementMismatch) -> str:
+        return obj.settled.sys_reference if obj.settled is not None else ""
+
+    @admin.action(description=_("Mark resolved"), permissions=["change"])
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[SettlementMismatch]) -> None:
+        marked = 0
+        for mismatch in queryset.filter(resolved=False):
+            mismatch.resolved = True
+            mismatch.save(update_fields=["resolved"])
+            self.log_change(request, mismatch, [{"changed": {"fields": ["resolved"]}}])
+            marked += 1
+        self.message_user(
+            request,
+            _("%(count)d mismatch(es) marked resolved.") % {"count": marked},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Export as CSV"), permissions=["view"])
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[SettlementMismatch]
+    ) -> HttpResponse:
+        return mismatches_csv(queryset)
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export/",
+            self.admin_site.admin_view(self.export_view),
+            name="golomt_payments_settlementmismatch_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """The changelist's "Export as CSV" button: every row its filters and search show."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(
+                reverse("admin:golomt_payments_settlementmismatch_changelist")
+            )
+        return mismatches_csv(changelist.queryset)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

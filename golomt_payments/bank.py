@@ -64,7 +64,7 @@ def client(account: str = conf.DEFAULT_ACCOUNT) -> GolomtClient:
                     timeout=(settings.connect_timeout, settings.read_timeout),
                     read_retries=settings.read_retries,
                     session=session,
-                    on_exchange=_record(acct.name),
+                    on_exchange=_record(acct.name, acct.settlement_token),
                 )
             except BaseException:
                 session.close()
@@ -103,7 +103,16 @@ def about(invoice_id: int | None) -> Iterator[None]:
         _invoice_id.reset(token)
 
 
-def _record(account: str) -> Callable[[Exchange], None]:
+def scrub_settlement_token(text: str, token: str) -> str:
+    """The gateway redacts the settlement ``token`` from the request it reports; a bank that
+    echoes it in an answer or an error must not get it into the log either."""
+    return text.replace(token, "[redacted]") if token else text
+
+
+def _record(account: str, settlement_token: str = "") -> Callable[[Exchange], None]:
+    def clean(text: str) -> str:
+        return storable(scrub_settlement_token(text, settlement_token))
+
     def record(exchange: Exchange) -> None:
         BankMessage.objects.create(
             direction=Direction.OUTBOUND,
@@ -113,10 +122,10 @@ def _record(account: str) -> Callable[[Exchange], None]:
             transaction_id=exchange.transaction_id or "",
             endpoint=exchange.endpoint,
             http_status=exchange.status_code,
-            body=storable(json.dumps(exchange.request_body, ensure_ascii=False, sort_keys=True)),
-            response=storable(exchange.response_text or ""),
+            body=clean(json.dumps(exchange.request_body, ensure_ascii=False, sort_keys=True)),
+            response=clean(exchange.response_text or ""),
             outcome=Outcome.ERROR if exchange.error else Outcome.OK,
-            error=storable(exchange.error or ""),
+            error=clean(exchange.error or ""),
             duration_ms=exchange.duration_ms,
         )
 

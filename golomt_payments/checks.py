@@ -32,6 +32,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="golomt_payments.E002",
                 )
             )
+        if bool(account.merchant_id) != bool(account.settlement_token):
+            present, absent = (
+                ("MERCHANT_ID", "SETTLEMENT_TOKEN")
+                if account.merchant_id
+                else ("SETTLEMENT_TOKEN", "MERCHANT_ID")
+            )
+            messages.append(
+                Warning(
+                    f"Golomt account {account.name!r} has a {present} but no {absent}.",
+                    hint="The settlement report (golomt_settlements) needs both.",
+                    id="golomt_payments.W003",
+                )
+            )
         if not settings.DEBUG and account.base_url.startswith("http://"):
             messages.append(
                 Warning(

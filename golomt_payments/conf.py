@@ -28,7 +28,7 @@ SETTING_NAME = "GOLOMT_PAYMENTS"
 DEFAULT_BASE_URL = "https://ecommerce.golomtbank.com"
 DEFAULT_ACCOUNT = "default"
 
-_ACCOUNT_KEYS = {"BEARER_TOKEN", "SECRET", "BASE_URL"}
+_ACCOUNT_KEYS = {"BEARER_TOKEN", "SECRET", "BASE_URL", "MERCHANT_ID", "SETTLEMENT_TOKEN"}
 _TOP_KEYS = _ACCOUNT_KEYS | {
     "ACCOUNTS",
     "CALLBACK_BASE_URL",
@@ -36,6 +36,7 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "CONFIRM_PUSH_WITH_INQUIRY",
     "SUCCESS_URL",
     "FAILURE_URL",
+    "CARDS_URL",
     "ALLOWED_REDIRECT_HOSTS",
     "CONNECT_TIMEOUT",
     "READ_TIMEOUT",
@@ -67,10 +68,18 @@ class Account:
     bearer_token: str = field(repr=False)
     secret: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
+    #: The bank's 15-digit merchant id; only the settlement report needs it.
+    merchant_id: str = ""
+    #: The ``token`` of the settlement call (its meaning is unclear: treated as a secret).
+    settlement_token: str = field(default="", repr=False)
 
     @property
     def is_configured(self) -> bool:
         return bool(self.bearer_token and self.secret)
+
+    @property
+    def can_fetch_settlements(self) -> bool:
+        return self.is_configured and bool(self.merchant_id and self.settlement_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,7 @@ class GolomtSettings:
     confirm_push_with_inquiry: bool = True
     success_url: str = ""
     failure_url: str = ""
+    cards_url: str = ""
     allowed_redirect_hosts: tuple[str, ...] = ()
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
@@ -168,7 +178,19 @@ def _account(name: str, raw: Any) -> Account:
         bearer_token=_str(raw, "BEARER_TOKEN", "", where),
         secret=_str(raw, "SECRET", "", where),
         base_url=base_url,
+        merchant_id=_merchant_id(raw, where),
+        settlement_token=_str(raw, "SETTLEMENT_TOKEN", "", where),
     )
+
+
+def _merchant_id(raw: Mapping[str, Any], where: str) -> str:
+    """The bank's merchant id: 15 digits, or empty when settlements are not fetched."""
+    value = _str(raw, "MERCHANT_ID", "", where)
+    if value and not (len(value) == 15 and value.isascii() and value.isdigit()):
+        raise _fail(
+            where + "MERCHANT_ID", f"must be the bank's 15-digit merchant id; got {value!r}."
+        )
+    return value
 
 
 def _result_url(raw: Mapping[str, Any], key: str) -> str:
@@ -180,6 +202,20 @@ def _result_url(raw: Mapping[str, Any], key: str) -> str:
         raise _fail(
             key,
             "may only use the placeholders {reference}, {key} and {transaction_id}; "
+            f"got {value!r} ({type(exc).__name__}: {exc}).",
+        ) from None
+    return value
+
+
+def _cards_url(raw: Mapping[str, Any]) -> str:
+    """CARDS_URL: where the customer lands after adding a card; empty for the app's own page."""
+    value = _str(raw, "CARDS_URL", "")
+    try:
+        value.format(key="", status="")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise _fail(
+            "CARDS_URL",
+            "may only use the placeholders {key} and {status}; "
             f"got {value!r} ({type(exc).__name__}: {exc}).",
         ) from None
     return value
@@ -236,6 +272,7 @@ def build(raw: Any) -> GolomtSettings:
         confirm_push_with_inquiry=_bool(raw, "CONFIRM_PUSH_WITH_INQUIRY", True),
         success_url=_result_url(raw, "SUCCESS_URL"),
         failure_url=_result_url(raw, "FAILURE_URL"),
+        cards_url=_cards_url(raw),
         allowed_redirect_hosts=tuple(hosts),
         connect_timeout=_float(raw, "CONNECT_TIMEOUT", 5.0),
         read_timeout=_float(raw, "READ_TIMEOUT", 20.0),

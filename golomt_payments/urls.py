@@ -1,6 +1,8 @@
 """Include with ``path("payments/", include("golomt_payments.urls"))``.
 
-Register ``push/`` with the bank as the merchant's push notification URL.
+Register ``push/`` with the bank as the merchant's push notification URL. The ``cards/`` views
+need the shop's login (``LOGIN_URL``); ``cards/return/`` is where the bank's card-saving page
+sends the browser back.
 """
 
 from django.urls import path
@@ -15,4 +17,8 @@ urlpatterns = [
     path("push/", views.push, name="push"),
     path("result/<uuid:key>/", views.result, name="result"),
     path("status/<uuid:key>/", views.status, name="status"),
+    path("cards/", views.cards, name="cards"),
+    path("cards/add/", views.card_add, name="card_add"),
+    path("cards/<int:pk>/delete/", views.card_delete, name="card_delete"),
+    path("cards/return/", views.card_return, name="card_return"),
 ]

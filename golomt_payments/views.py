@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import (
     HttpRequest,
@@ -30,9 +33,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from golomt_payments import conf, services
-from golomt_payments.checkout import read_checkout
+from golomt_payments.checkout import CheckoutRequest, read_checkout
 from golomt_payments.gateway import BankRefused, GolomtError
-from golomt_payments.models import HOSTED_METHODS, Invoice, Language, Method, Source, Status
+from golomt_payments.models import (
+    HOSTED_METHODS,
+    CardRegistration,
+    CardToken,
+    Invoice,
+    Language,
+    Method,
+    Source,
+    Status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +69,38 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def callback_url(request: HttpRequest) -> str:
     """The absolute URL of the return view, as the bank must call it."""
-    path = reverse("golomt_payments:return")
+    return _absolute(request, reverse("golomt_payments:return"))
+
+
+def card_callback_url(request: HttpRequest) -> str:
+    """The absolute URL of the card-saving page's return view, as the bank must call it."""
+    return _absolute(request, reverse("golomt_payments:card_return"))
+
+
+def _absolute(request: HttpRequest, path: str) -> str:
     base = conf.get().callback_base_url
     return f"{base}{path}" if base else request.build_absolute_uri(path)
+
+
+def _customer(request: HttpRequest) -> AbstractBaseUser | None:
+    """The logged-in shop user, or ``None`` for an anonymous visitor."""
+    user = request.user
+    return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
+
+
+def _owner(request: HttpRequest) -> AbstractBaseUser:
+    """The logged-in shop user of a ``login_required`` view."""
+    customer = _customer(request)
+    if customer is None:
+        raise PermissionDenied
+    return customer
+
+
+def _language(request: HttpRequest) -> str:
+    """The page language: the form's ``lang``, else the request's (LocaleMiddleware), else
+    ``LANGUAGE_CODE``; the setting's default when the bank has no page in it."""
+    language = request.POST.get("lang") or (get_language() or "")[:2]
+    return language if language in Language.values else conf.get().default_language
 
 
 def _error_page(request: HttpRequest, status: int, title: str, detail: str) -> HttpResponse:
@@ -85,22 +126,26 @@ def checkout(request: HttpRequest) -> HttpResponse:
             _("Please go back to the shop and try again."),
         )
     method = request.POST.get("method", Method.CARD)
-    # get_language(): the request's language under LocaleMiddleware, LANGUAGE_CODE without it.
-    language = request.POST.get("lang") or (get_language() or "")[:2]
+    language = _language(request)
+    customer = _customer(request)
+    if method == Method.SAVED_CARD:
+        return _pay_with_saved_card(request, order, customer, language)
     if method not in HOSTED_METHODS:
         return _error_page(request, 400, _("Unknown payment method."), "")
-    if language not in Language.values:
-        language = conf.get().default_language
+    # A card is saved only when the shop offered it (signed), for a logged-in customer who
+    # ticked the box: an anonymous visitor's card would belong to nobody.
+    save_card = order.gen_token and customer is not None and bool(request.POST.get("save_card"))
     try:
         invoice = services.start_payment(
             amount=order.amount,
             reference=order.reference,
             account=order.account,
-            gen_token=order.gen_token,
+            gen_token=save_card,
             metadata=order.metadata,
             method=method,
             language=language,
             callback_url=callback_url(request),
+            owner=customer,
         )
     except BankRefused as exc:
         logger.error("Bank refused to create an invoice: %s", exc)
@@ -119,6 +164,46 @@ def checkout(request: HttpRequest) -> HttpResponse:
             _("Nothing was charged. Please try again in a few minutes."),
         )
     return HttpResponseRedirect(services.payment_url(invoice), status=303)
+
+
+def _pay_with_saved_card(
+    request: HttpRequest,
+    order: CheckoutRequest,
+    customer: AbstractBaseUser | None,
+    language: str,
+) -> HttpResponse:
+    """Charge one of the customer's own saved cards, then show the outcome (no bank page)."""
+    if customer is None:
+        return _error_page(
+            request,
+            403,
+            _("Please log in to pay with a saved card."),
+            _("Nothing was charged."),
+        )
+    pk = request.POST.get("card", "")
+    card = (
+        services.active_cards(customer, account=order.account).filter(pk=int(pk)).first()
+        if pk.isascii() and pk.isdigit() and len(pk) < 19
+        else None
+    )
+    try:
+        if card is None:
+            raise ValueError("no such card")
+        invoice = services.pay_with_saved_card(
+            card,
+            amount=order.amount,
+            reference=order.reference,
+            metadata=order.metadata,
+            language=language,
+        )
+    except ValueError:
+        return _error_page(
+            request,
+            404,
+            _("This saved card is not available."),
+            _("Nothing was charged. Please choose another card or payment method."),
+        )
+    return HttpResponseRedirect(outcome_url(request, invoice), status=303)
 
 
 @csrf_exempt
@@ -168,12 +253,17 @@ def outcome_url(request: HttpRequest, invoice: Invoice) -> str:
         key=invoice.key,
         transaction_id=invoice.transaction_id,
     )
-    allowed = {request.get_host(), *golomt.allowed_redirect_hosts}
+    return url if _may_redirect(request, url) else own
+
+
+def _may_redirect(request: HttpRequest, url: str) -> bool:
+    """A configured URL leads to this site or to one of ``ALLOWED_REDIRECT_HOSTS``."""
+    allowed = {request.get_host(), *conf.get().allowed_redirect_hosts}
     secure = request.is_secure()
     if url_has_allowed_host_and_scheme(url, allowed_hosts=allowed, require_https=secure):
-        return url
+        return True
     logger.error("Refusing to redirect to %r: host not in ALLOWED_REDIRECT_HOSTS", url)
-    return own
+    return False
 
 
 @require_GET
@@ -273,3 +363,121 @@ class PushNotificationView(APIView):
 
 
 push = transaction.non_atomic_requests(PushNotificationView.as_view())
+
+
+# --- saved cards ------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@transaction.non_atomic_requests
+def cards(request: HttpRequest) -> HttpResponse:
+    """The customer's saved cards, each with a Delete button, and an "Add a card" button.
+
+    ``?added=<key>`` names a registration of theirs that just came back from the bank: its
+    outcome is shown, and while the bank has not answered it is asked (once per interval).
+    """
+    owner = _owner(request)
+    registration = _own_registration(owner, request.GET.get("added", ""))
+    if registration is not None:
+        try:
+            services.finish_card_registration_if_due(registration)
+        except GolomtError as exc:
+            logger.info("Get token for %s failed: %s", registration.transaction_id, exc)
+    return render(
+        request,
+        "golomt_payments/cards.html",
+        {"cards": services.active_cards(owner), "registration": registration},
+    )
+
+
+def _own_registration(owner: AbstractBaseUser, key: str) -> CardRegistration | None:
+    try:
+        return CardRegistration.objects.filter(owner_id=owner.pk, key=key).first()
+    except ValidationError:  # not a UUID
+        return None
+
+
+@login_required
+@require_POST
+@transaction.non_atomic_requests
+def card_add(request: HttpRequest) -> HttpResponse:
+    """Start adding a card without buying and send the browser to the bank's page."""
+    owner = _owner(request)
+    account = request.POST.get("account") or conf.DEFAULT_ACCOUNT
+    if account not in conf.get().accounts:
+        return _error_page(request, 400, _("Unknown merchant account."), "")
+    try:
+        registration = services.start_card_registration(
+            owner,
+            callback_url=card_callback_url(request),
+            language=_language(request),
+            account=account,
+        )
+    except BankRefused as exc:
+        logger.error("Bank refused to start saving a card: %s", exc)
+        return _error_page(
+            request,
+            502,
+            _("The bank could not start saving your card."),
+            _("Nothing was charged. Please try again later."),
+        )
+    except GolomtError as exc:
+        logger.error("Could not start saving a card at the bank: %s", exc)
+        return _error_page(
+            request,
+            503,
+            _("The bank is not answering right now."),
+            _("Nothing was charged. Please try again in a few minutes."),
+        )
+    return HttpResponseRedirect(services.registration_url(registration), status=303)
+
+
+@login_required
+@require_POST
+def card_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Remove one of the customer's own cards; anybody else's is a 404."""
+    card = get_object_or_404(CardToken, pk=pk, owner_id=_owner(request).pk)
+    services.remove_card(card)
+    return HttpResponseRedirect(reverse("golomt_payments:cards"), status=303)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@transaction.non_atomic_requests
+def card_return(request: HttpRequest) -> HttpResponse:
+    """Where the bank's card-saving page sends the browser back: ask the bank for the token,
+    then go to ``CARDS_URL`` (by default the customer's cards).
+
+    CSRF-exempt and sessionless, like :func:`bank_return`: the bank's POST arrives cross-site.
+    """
+    if request.method == "POST":
+        raw = request.body.decode("utf-8", errors="replace")  # read before POST parses it
+        params = request.POST
+    else:
+        params, raw = request.GET, request.META.get("QUERY_STRING", "")
+    result = services.receive_card_return(
+        {key: params.get(key, "") for key in params},
+        raw=raw,
+        headers=dict(request.headers),
+        remote_addr=client_ip(request),
+        endpoint=request.path,
+    )
+    if result.registration is None:
+        return _error_page(
+            request,
+            400,
+            _("We could not find this card."),
+            _("Please go back to the shop and try again."),
+        )
+    return redirect(cards_url(request, result.registration), permanent=False)
+
+
+def cards_url(request: HttpRequest, registration: CardRegistration) -> str:
+    """``CARDS_URL`` when set and safe, else the app's own cards page, naming the registration."""
+    own = f"{reverse('golomt_payments:cards')}?{urlencode({'added': registration.key})}"
+    template = conf.get().cards_url
+    if not template:
+        return own
+    url = template.format(key=registration.key, status=registration.status)
+    return url if _may_redirect(request, url) else own

@@ -2,6 +2,7 @@
 
 from golomt_payments.testing.factories import (
     BankMessageFactory,
+    CardTokenFactory,
     InvoiceFactory,
     OutboundMessageFactory,
     StatusChangeFactory,
@@ -9,6 +10,7 @@ from golomt_payments.testing.factories import (
 
 __all__ = [
     "BankMessageFactory",
+    "CardTokenFactory",
     "InvoiceFactory",
     "OutboundMessageFactory",
     "StatusChangeFactory",

@@ -20,11 +20,14 @@ import responses
 from django.dispatch import Signal
 
 from golomt_payments import signals
-from golomt_payments.models import Invoice
+from golomt_payments.models import CardToken, Invoice
 
 BASE_URL = "https://bank.test"
 SECRET = "test-hmac-secret"
 BEARER = "test-bearer-token"
+
+#: A card token as /api/get/token gives it in these tests.
+CARD_TOKEN = "card-token-0001"
 
 PAID_DESC = "Амжилттай"
 EXPIRED_CARD_DESC = "Картын хугацаа дууссан"
@@ -187,6 +190,138 @@ class FakeBank:
             body=error or requests.exceptions.ConnectTimeout("timed out"),
         )
 
+    # -- token payments: /api/pay and /api/check ------------------------------------------
+
+    def pay(
+        self,
+        *,
+        error_code: str | None = "000",
+        amount: str | None = None,
+        error_desc: str | None = None,
+        checksum: str | None = None,
+    ) -> None:
+        """Answer a token payment, signed (transactionId + errorCode + amount, no token).
+
+        ``amount`` defaults to the amount sent.
+        """
+
+        def reply(request: requests.PreparedRequest) -> Reply:
+            sent = json.loads(request.body or b"{}")
+            answered = sent["amount"] if amount is None else amount
+            desc = error_desc
+            if desc is None and error_code is not None:
+                desc = PAID_DESC if error_code == "000" else EXPIRED_CARD_DESC
+            body = {
+                "amount": answered,
+                "errorCode": error_code,
+                "errorDesc": desc,
+                "cardNumber": "949625******0003",
+                "transactionId": sent["transactionId"],
+                "checksum": checksum
+                or hmac_hex(sent["transactionId"], error_code, answered, secret=self.secret),
+            }
+            return 200, {}, json.dumps(body, ensure_ascii=False)
+
+        self.mock.add_callback(responses.POST, self.url("/api/pay"), callback=reply)
+
+    def pay_down(self, error: Exception | None = None) -> None:
+        """The pay call's answer is lost (the bank may or may not have charged the card)."""
+        self.mock.add(
+            responses.POST,
+            self.url("/api/pay"),
+            body=error or requests.exceptions.ReadTimeout("timed out"),
+        )
+
+    def pay_refused(self, message: str = "token is not valid.") -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/pay"),
+            json=error_body("/api/pay", "Validation", message),
+            status=400,
+        )
+
+    def check(self, *, error_code: str | None = "000", amount: str = "1000", **kwargs: Any) -> None:
+        """Answer every /api/check, signed like the inquiry (without ``bank``/``cardHolder``)."""
+
+        def reply(request: requests.PreparedRequest) -> Reply:
+            transaction_id = json.loads(request.body or b"{}")["transactionId"]
+            if error_code is None:
+                body = unpaid_body(transaction_id, amount=amount, secret=self.secret, **kwargs)
+            else:
+                body = result_body(
+                    transaction_id,
+                    error_code=error_code,
+                    amount=amount,
+                    secret=self.secret,
+                    **kwargs,
+                )
+            body.pop("status", None)
+            body.pop("bank", None)
+            body.pop("cardHolder", None)
+            return 200, {}, json.dumps(body, ensure_ascii=False)
+
+        self.mock.add_callback(responses.POST, self.url("/api/check"), callback=reply)
+
+    def check_down(self, error: Exception | None = None) -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/check"),
+            body=error or requests.exceptions.ConnectTimeout("timed out"),
+        )
+
+    def check_not_found(self) -> None:
+        self.mock.add(
+            responses.POST,
+            self.url("/api/check"),
+            json=error_body("/api/check", "NotFound", "Payment not found"),
+            status=400,
+        )
+
+    # -- saving a card without buying: /api/confirmation and /api/get/token ----------------
+
+    def confirmation(self, *, bank_invoice: str | None = None) -> None:
+        """Accept every card-saving request, answering with a signed bank invoice id."""
+
+        def reply(request: requests.PreparedRequest) -> Reply:
+            sent = json.loads(request.body or b"{}")
+            invoice = bank_invoice or str(uuid.uuid4())
+            body = {
+                "checksum": hmac_hex(invoice, sent["transactionId"], secret=self.secret),
+                "transactionId": sent["transactionId"],
+                "invoice": invoice,
+            }
+            return 200, {}, json.dumps(body)
+
+        self.mock.add_callback(responses.POST, self.url("/api/confirmation"), callback=reply)
+
+    def get_token(
+        self,
+        *,
+        token: str | None = CARD_TOKEN,
+        error_code: str | None = "000",
+        error_desc: str | None = None,
+    ) -> None:
+        """Answer every /api/get/token, signed (transactionId + token)."""
+
+        def reply(request: requests.PreparedRequest) -> Reply:
+            transaction_id = json.loads(request.body or b"{}")["transactionId"]
+            desc = error_desc
+            if desc is None and error_code is not None:
+                desc = PAID_DESC if error_code == "000" else EXPIRED_CARD_DESC
+            body = {
+                "bank": "Голомт банк" if error_code else None,
+                "errorCode": error_code,
+                "errorDesc": desc,
+                "cardHolder": "BAT ERDENE" if error_code else None,
+                "cardNumber": "949625******0003" if error_code else None,
+                "transactionId": transaction_id,
+                "token": token,
+                "checksum": hmac_hex(transaction_id, token, secret=self.secret),
+            }
+            return 200, {}, json.dumps(body, ensure_ascii=False)
+
+        self.mock.add_callback(responses.POST, self.url("/api/get/token"), callback=reply)
+
     # -- what was sent -------------------------------------------------------------------
 
     def url(self, path: str) -> str:
@@ -222,6 +357,36 @@ class SignalRecorder:
                 assert sender is Invoice
                 kw.pop("signal", None)
                 self.received.append((_name, invoice.pk, kw))
+
+            signal.connect(receiver, weak=False)
+            self._receivers.append((signal, receiver))
+
+    def disconnect(self) -> None:
+        for signal, receiver in self._receivers:
+            signal.disconnect(receiver)
+        self._receivers.clear()
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.received]
+
+
+class CardSignalRecorder:
+    """Records ``card_saved`` and ``card_removed``, as (signal name, card pk, extra kwargs)."""
+
+    NAMES = ("card_saved", "card_removed")
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, int, dict[str, Any]]] = []
+        self._receivers: list[tuple[Signal, Callable[..., None]]] = []
+
+    def connect(self) -> None:
+        for name in self.NAMES:
+            signal: Signal = getattr(signals, name)
+
+            def receiver(sender: Any, *, card: CardToken, _name: str = name, **kw: Any) -> None:
+                assert sender is CardToken
+                kw.pop("signal", None)
+                self.received.append((_name, card.pk, kw))
 
             signal.connect(receiver, weak=False)
             self._receivers.append((signal, receiver))

@@ -70,14 +70,19 @@ def test_checkout_language_follows_the_request_when_not_given(
 
 
 def test_checkout_saves_the_card_only_when_the_shop_signed_it(
-    client: Client, fake_bank: FakeBank
+    client: Client, fake_bank: FakeBank, django_user_model: Any
 ) -> None:
     fake_bank.invoice()
+    client.force_login(django_user_model.objects.create_user("saver"))
 
-    checkout(client, sign_checkout(amount=1000, reference="R", gen_token=True), gen_token="N")
+    checkout(client, sign_checkout(amount=1000, reference="R"), save_card="1")
+    checkout(client, sign_checkout(amount=1000, reference="R", gen_token=True), save_card="1")
 
-    assert fake_bank.sent("/api/invoice")["genToken"] == "Y"
-    assert Invoice.objects.get().gen_token is True
+    assert [fake_bank.sent("/api/invoice", i)["genToken"] for i in (0, 1)] == ["N", "Y"]
+    assert list(Invoice.objects.order_by("pk").values_list("gen_token", flat=True)) == [
+        False,
+        True,
+    ]
 
 
 def test_tampered_checkout_payload_is_refused_with_400(client: Client, fake_bank: FakeBank) -> None:

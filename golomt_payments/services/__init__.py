@@ -1,9 +1,20 @@
 """The domain: the only code that changes an invoice. Views, admin and commands call these."""
 
+from golomt_payments.services.cards import (
+    active_cards,
+    finish_card_registration,
+    finish_card_registration_if_due,
+    pay_with_saved_card,
+    registration_url,
+    remove_card,
+    start_card_registration,
+)
 from golomt_payments.services.inbound import (
+    CardReturn,
     PushReply,
     RedirectResult,
     process_push,
+    receive_card_return,
     receive_push,
     receive_redirect,
 )
@@ -28,28 +39,51 @@ from golomt_payments.services.reconciliation import (
     count_due,
     reconcile,
 )
+from golomt_payments.services.settlement import (
+    FetchSummary,
+    MatchSummary,
+    SettlementRun,
+    fetch_settlements,
+    match_settlements,
+    reconcile_settlements,
+)
 
 __all__ = [
     "DEFAULT_MESSAGE_LIMIT",
     "TRANSITIONS",
+    "CardReturn",
     "Change",
+    "FetchSummary",
+    "MatchSummary",
     "PushReply",
     "ReconcileSummary",
     "RedirectResult",
+    "SettlementRun",
+    "active_cards",
     "apply_result",
     "can_transition",
     "count_due",
     "expire",
+    "fetch_settlements",
+    "finish_card_registration",
+    "finish_card_registration_if_due",
     "flag_for_review",
     "inquire",
+    "match_settlements",
     "mismatch",
+    "pay_with_saved_card",
     "payment_url",
     "process_push",
+    "receive_card_return",
     "receive_push",
     "receive_redirect",
     "reconcile",
+    "reconcile_settlements",
     "refresh",
     "refresh_if_due",
+    "registration_url",
+    "remove_card",
+    "start_card_registration",
     "start_payment",
     "target_status",
 ]

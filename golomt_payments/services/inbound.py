@@ -1,4 +1,5 @@
-"""Messages the bank sends us: the browser redirect and the push notification.
+"""Messages the bank sends us: the browser redirects (from a payment page and from the
+card-saving page) and the push notification.
 
 Each is written raw to the message log first (its own autocommit INSERT, so it survives
 whatever happens next), then processed, and the outcome is written back to the same row.
@@ -29,6 +30,8 @@ from golomt_payments.gateway import (
 )
 from golomt_payments.models import (
     BankMessage,
+    CardRegistration,
+    CardToken,
     Direction,
     Invoice,
     MessageKind,
@@ -36,6 +39,7 @@ from golomt_payments.models import (
     Source,
     Status,
 )
+from golomt_payments.services.cards import FINISHED, finish_card_registration_if_due
 from golomt_payments.services.payments import (
     Change,
     apply_result,
@@ -57,6 +61,15 @@ class RedirectResult:
 
     invoice: Invoice | None
     change: Change | None = None
+    bank_unreachable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CardReturn:
+    """What the card-saving return view needs: the registration, and its card once saved."""
+
+    registration: CardRegistration | None
+    card: CardToken | None = None
     bank_unreachable: bool = False
 
 
@@ -99,6 +112,7 @@ def finish(
     error: str = "",
     invoice: Invoice | None = None,
     checksum_valid: bool | None = None,
+    registration: CardRegistration | None = None,
 ) -> None:
     """Write a processing outcome back to its log row in one UPDATE."""
     message.outcome = outcome
@@ -110,6 +124,10 @@ def finish(
         message.account = invoice.account
         message.transaction_id = invoice.transaction_id
         fields += ["invoice", "account", "transaction_id"]
+    elif registration is not None:
+        message.account = registration.account
+        message.transaction_id = registration.transaction_id
+        fields += ["account", "transaction_id"]
     if checksum_valid is not None:
         message.checksum_valid = checksum_valid
         fields.append("checksum_valid")
@@ -156,6 +174,46 @@ def receive_redirect(
         return RedirectResult(invoice, bank_unreachable=True)
     finish(message, _changed(change), error=change.reason, invoice=change.invoice)
     return RedirectResult(change.invoice, change)
+
+
+# --- the browser redirect from the card-saving page -----------------------------------------
+
+
+def receive_card_return(
+    params: Mapping[str, str],
+    *,
+    raw: str,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    endpoint: str = "",
+) -> CardReturn:
+    """Log the redirect from the card-saving page as it came, find its registration and ask
+    the bank for the token (``invoice`` is our transactionId; the rest is only a hint)."""
+    message = log_inbound(
+        MessageKind.REDIRECT, raw, headers=headers, remote_addr=remote_addr, endpoint=endpoint
+    )
+    transaction_id = params.get("invoice", "")
+    if not is_valid_transaction_id(transaction_id):
+        finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
+        return CardReturn(None)
+    registration = CardRegistration.objects.filter(transaction_id=transaction_id).first()
+    if registration is None:
+        finish(message, Outcome.REJECTED, error="unknown transaction id")
+        return CardReturn(None)
+    before = registration.status
+    if before in FINISHED:
+        finish(message, Outcome.UNCHANGED, error="already finished", registration=registration)
+        return CardReturn(registration, registration.card_token)
+    try:
+        card = finish_card_registration_if_due(registration)
+    except GolomtError as exc:
+        logger.warning("Get token for card return of %s failed: %s", transaction_id, exc)
+        error = f"{type(exc).__name__}: {exc}"
+        finish(message, Outcome.FAILED, error=error, registration=registration)
+        return CardReturn(registration, bank_unreachable=True)
+    outcome = Outcome.PROCESSED if registration.status != before else Outcome.UNCHANGED
+    finish(message, outcome, error=registration.bank_description, registration=registration)
+    return CardReturn(registration, card)
 
 
 # --- the push notification ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import Signal
@@ -38,6 +39,9 @@ from golomt_payments.models import (
     Status,
     StatusChange,
 )
+
+# A module import: ``cards`` imports this module too (to pay with a saved card).
+from golomt_payments.services import cards
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +90,12 @@ def start_payment(
     gen_token: bool = False,
     account: str = conf.DEFAULT_ACCOUNT,
     metadata: dict[str, Any] | None = None,
+    owner: AbstractBaseUser | None = None,
 ) -> Invoice:
     """Create an invoice here and at the bank; the result is ``pending`` with a bank invoice id.
+
+    ``owner`` is the customer (the shop's user) paying; a card saved by this payment
+    (``gen_token``) is kept for them, and for nobody when there is no owner.
 
     Raises ``ValueError`` for a bad amount and the gateway's errors when the bank refuses or
     cannot be reached. A refused invoice is failed; an unanswered one stays ``new`` (the bank
@@ -111,6 +119,7 @@ def start_payment(
         gen_token=gen_token,
         reference=reference,
         metadata=metadata or {},
+        owner_id=owner.pk if owner is not None else None,
     )
     try:
         with bank.about(invoice.pk):
@@ -203,6 +212,7 @@ def apply_result(
         fields=fields,
         message=message,
         known=invoice,
+        result=result,
     )
 
 
@@ -210,11 +220,15 @@ def inquire(invoice: Invoice) -> TransactionResult | None:
     """The bank's word on ``invoice``, logged against it; ``None`` when the bank has no
     payment with its transaction id. Changes nothing.
 
+    A saved-card payment is asked about with ``/api/check``, every other with the inquiry.
     Raises the gateway's errors when the bank cannot be reached or answers badly.
     """
+    client = bank.client(invoice.account)
     try:
         with bank.about(invoice.pk):
-            return bank.client(invoice.account).inquiry(invoice.transaction_id)
+            if invoice.method == Method.SAVED_CARD:
+                return client.check(invoice.transaction_id)
+            return client.inquiry(invoice.transaction_id)
     except PaymentNotFound:
         return None
 
@@ -270,12 +284,15 @@ def _transition(
     fields: dict[str, Any] | None = None,
     message: BankMessage | None = None,
     known: Invoice | None = None,
+    result: TransactionResult | None = None,
 ) -> Change:
     """Lock the row, move it to ``target`` if the table allows, record it, signal after commit.
 
     ``known`` is an unlocked copy the caller already read: when it shows the move is not
     allowed (the common duplicate), no lock is taken at all. The decision is made again under
-    the lock, where it counts.
+    the lock, where it counts. ``result`` is the bank's word that asked for a payment: its
+    card token, if any, is kept under the same lock (see :func:`cards.on_paid`), so a
+    repeated result never saves a card twice.
     """
     if known is not None and not can_transition(known.status, target):
         return Change(known, known.status, known.status, "no change")
@@ -292,6 +309,8 @@ def _transition(
         if description is not None:
             invoice.bank_description = description[:255]
             changed.append("bank_description")
+        if target == Status.PAID:
+            changed += cards.on_paid(invoice, result)
         invoice.save(update_fields=changed)
         StatusChange.objects.create(
             invoice=invoice,

@@ -9,6 +9,8 @@ that the bank knows; traits give the other states::
     InvoiceFactory(paid=True)
     InvoiceFactory(new=True)          # not yet created at the bank
     InvoiceFactory(socialpay=True, amount=Decimal("25000"))
+
+``CardTokenFactory(owner=user)`` is an active saved card of that customer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from factory.django import DjangoModelFactory
 from golomt_payments.gateway import format_amount, new_transaction_id
 from golomt_payments.models import (
     BankMessage,
+    CardToken,
     Direction,
     Invoice,
     Language,
@@ -45,6 +48,7 @@ from golomt_payments.models import (
 
 __all__ = [
     "BankMessageFactory",
+    "CardTokenFactory",
     "InvoiceFactory",
     "OutboundMessageFactory",
     "StatusChangeFactory",
@@ -93,6 +97,19 @@ class InvoiceFactory(DjangoModelFactory[Invoice]):
         # Keep ``amount`` a Decimal in memory too, as a row read back from the database is.
         kwargs["amount"] = Decimal(format_amount(kwargs["amount"]))
         return kwargs
+
+
+class CardTokenFactory(DjangoModelFactory[CardToken]):
+    """A customer's active saved card; pass ``owner``."""
+
+    class Meta:
+        model = CardToken
+
+    account = "default"
+    token = Sequence(lambda n: f"test-card-token-{n:06d}")
+    card_number = "949625******0003"
+    card_bank = "Голомт банк"
+    card_holder = "TEST CARDHOLDER"
 
 
 class StatusChangeFactory(DjangoModelFactory[StatusChange]):

@@ -15,12 +15,13 @@ from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import requests
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpResponse
 from django.test import Client, TestCase, override_settings
 from django.urls import reverse
 
 from golomt_payments import services
-from golomt_payments.models import Invoice, Method, ReturnType
+from golomt_payments.models import CardRegistration, CardToken, Invoice, Method, ReturnType
 from golomt_payments.sandbox import services as bank_services
 from golomt_payments.sandbox.cards import TEST_CARDS, Behaviour, SandboxCard, by_behaviour
 from golomt_payments.sandbox.models import Kind, PushDelivery
@@ -36,6 +37,8 @@ BANK_URL = "http://golomt-sandbox.test/bank"
 SHOP_URL = "http://shop.test"
 BEARER_TOKEN = "in-process-sandbox-token"  # noqa: S105 - a test double's credential
 SECRET = "in-process-sandbox-secret"  # noqa: S105
+MERCHANT_ID = "000000000000001"
+SETTLEMENT_TOKEN = "in-process-settlement-token"  # noqa: S105
 
 
 @dataclass
@@ -48,12 +51,24 @@ class Payment:
     redirect: HttpResponse | None = None
 
 
+@dataclass
+class CardConfirmation:
+    """What happened when the customer saved a card on the bank's page: the registration as
+    the shop now sees it, its card (``None`` unless saved), and the shop's answer to the
+    browser's return."""
+
+    registration: CardRegistration
+    card: CardToken | None
+    redirect: HttpResponse | None = None
+
+
 class SandboxBank:
     """The bank's side of a payment, played in-process.
 
     ``browser`` is a Django test client standing for the customer; ``pay`` presses the bank's
     Pay button with one of the test cards and lets the push and the redirect follow, as the
-    card's behaviour says.
+    card's behaviour says. ``start_card_registration`` and ``confirm_card`` do the same for
+    adding a card without buying.
     """
 
     def __init__(self, browser: Client | None = None) -> None:
@@ -77,6 +92,14 @@ class SandboxBank:
             reference=reference,
             method=method,
             callback_url=self.shop_url + reverse("golomt_payments:return"),
+            **kwargs,
+        )
+
+    def start_card_registration(self, owner: AbstractBaseUser, **kwargs: Any) -> CardRegistration:
+        """Start adding a card without buying, as the shop's "Add a card" button would."""
+        return services.start_card_registration(
+            owner,
+            callback_url=self.shop_url + reverse("golomt_payments:card_return"),
             **kwargs,
         )
 
@@ -122,6 +145,40 @@ class SandboxBank:
                 )
         return cast(HttpResponse, response)
 
+    def confirm_card(
+        self,
+        registration: CardRegistration,
+        card: str | Behaviour = Behaviour.SUCCESS,
+        *,
+        holder: str = "TEST CARDHOLDER",
+    ) -> CardConfirmation:
+        """Save a card on the bank's card-saving page with a test card; the browser then comes
+        back to the shop's card return view (unless the card loses the redirect)."""
+        chosen = _card(card)
+        tx = bank_services.find(registration.transaction_id, Kind.CONFIRMATION)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            tx = bank_services.complete(
+                tx,
+                behaviour=chosen.behaviour,
+                card_number=chosen.number,
+                card_holder=holder,
+                via="confirmation",
+            )
+        redirect = None
+        if chosen.behaviour.redirects:
+            params = return_params(tx)
+            path = urlsplit(registration.callback_url).path
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                if tx.return_type == ReturnType.GET:
+                    response = self.browser.get(f"{path}?{urlencode(params)}")
+                else:
+                    response = self.browser.post(
+                        path, urlencode(params), content_type="application/x-www-form-urlencoded"
+                    )
+            redirect = cast(HttpResponse, response)
+        registration.refresh_from_db()
+        return CardConfirmation(registration, registration.card_token, redirect)
+
 
 def _card(card: str | Behaviour) -> SandboxCard:
     if isinstance(card, Behaviour):
@@ -141,6 +198,8 @@ def in_process_sandbox(browser: Client | None = None) -> Iterator[SandboxBank]:
         "BEARER_TOKEN": BEARER_TOKEN,
         "SECRET": SECRET,
         "BASE_URL": BANK_URL,
+        "MERCHANT_ID": MERCHANT_ID,
+        "SETTLEMENT_TOKEN": SETTLEMENT_TOKEN,
         "CALLBACK_BASE_URL": SHOP_URL,
         "READ_RETRIES": 0,
     }

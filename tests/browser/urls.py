@@ -11,17 +11,19 @@ PAGE = """{% load golomt_payments %}<!doctype html>
 <head><meta charset="utf-8"><title>Test shop: order {{ reference }}</title></head>
 <body>
   <h1>Order {{ reference }}</h1>
-  {% golomt_checkout_form amount=amount reference=reference %}
+  {% golomt_checkout_form amount=amount reference=reference save_card=save_card %}
 </body>
 </html>"""
 
 
 def checkout_page(request: HttpRequest) -> HttpResponse:
-    """The shop's checkout page for ``?reference=…&amount=…``, rendered with the app's tag."""
+    """The shop's checkout page for ``?reference=…&amount=…`` (``&save_card=1``: offer to save
+    the card), rendered with the app's tag."""
     template = engines["django"].from_string(PAGE)
     context = {
         "reference": request.GET.get("reference", "ORDER"),
         "amount": request.GET.get("amount", "18000"),
+        "save_card": request.GET.get("save_card") == "1",
     }
     return HttpResponse(template.render(context, request))
 

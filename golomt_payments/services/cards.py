@@ -1,0 +1,444 @@
+"""Saved cards: keeping the bank's card token, paying with it, adding a card without buying,
+removing one. The only code that creates or changes a card or a card registration.
+
+A card token charges the card again without the customer: it is a credential. It is taken only
+from a verified bank answer about our own transaction (the inquiry, a push confirmed by its
+checksum, ``/api/get/token``), kept once per merchant account and customer, and never shown in
+full. Like invoices, cards are changed under a row lock and their signals sent after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from golomt_payments import bank, conf, signals
+from golomt_payments.bank import storable
+from golomt_payments.gateway import (
+    PAID,
+    BadResponse,
+    BankRefused,
+    BankServerError,
+    BankUnreachable,
+    GolomtError,
+    PaymentNotFound,
+    TokenResult,
+    TransactionResult,
+    Unauthorized,
+    format_amount,
+    new_transaction_id,
+)
+from golomt_payments.models import (
+    CardRegistration,
+    CardToken,
+    Invoice,
+    Language,
+    Method,
+    RegistrationStatus,
+    Source,
+    Status,
+)
+
+# A module import, not names: ``payments`` imports this module too (for :func:`on_paid`).
+from golomt_payments.services import payments
+
+__all__ = [
+    "active_cards",
+    "finish_card_registration",
+    "finish_card_registration_if_due",
+    "on_paid",
+    "pay_with_saved_card",
+    "registration_url",
+    "remove_card",
+    "start_card_registration",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A registration in one of these states has its answer; the bank is not asked again.
+FINISHED = (RegistrationStatus.SAVED, RegistrationStatus.FAILED)
+
+#: What a token payment answers when the outcome is unknown: only ``/api/check`` can tell.
+_UNCLEAR = (BankUnreachable, BankServerError, BadResponse)
+
+
+def active_cards(owner: AbstractBaseUser, *, account: str | None = None) -> QuerySet[CardToken]:
+    """The customer's cards that can pay, newest first."""
+    cards = CardToken.objects.filter(owner_id=owner.pk, is_active=True)
+    return cards if account is None else cards.filter(account=account)
+
+
+# --- a card saved by a payment ----------------------------------------------------------------
+
+
+def on_paid(invoice: Invoice, result: TransactionResult | None) -> list[str]:
+    """Called by the payment services under the invoice's row lock as it becomes paid.
+
+    A saved-card payment marks its card used. A payment the customer asked to save the card
+    of (``gen_token``) keeps the token the bank returned, for the invoice's owner; an invoice
+    without an owner keeps none. Returns the invoice fields it set (the caller saves them).
+    """
+    if invoice.card_token_id is not None:
+        if invoice.method == Method.SAVED_CARD:
+            CardToken.objects.filter(pk=invoice.card_token_id).update(last_used_at=timezone.now())
+        return []
+    if not invoice.gen_token or result is None or not result.token:
+        return []
+    if invoice.owner_id is None:
+        logger.info(
+            "Invoice %s: the bank created a card token, but the invoice has no customer to "
+            "keep it for; it is not kept",
+            invoice.transaction_id,
+        )
+        return []
+    card, saved = _keep(
+        owner_id=invoice.owner_id,
+        account=invoice.account,
+        token=result.token,
+        card_number=result.card_number,
+        card_bank=result.bank,
+        card_holder=result.card_holder,
+    )
+    if card is None:
+        return []
+    invoice.card_token = card
+    if saved:
+        transaction.on_commit(partial(_announce_saved, card, invoice=invoice, registration=None))
+    return ["card_token"]
+
+
+def _keep(
+    *,
+    owner_id: Any,
+    account: str,
+    token: str,
+    card_number: str | None,
+    card_bank: str | None,
+    card_holder: str | None,
+) -> tuple[CardToken | None, bool]:
+    """The customer's card for ``token``, created if new; the flag says whether it is newly
+    saved (created, or saved again after the customer removed it), i.e. worth a signal.
+
+    ``None`` when the token is already another customer's card: it is never handed over.
+    """
+    # The bank's texts are outside any checksum of the token's: make them fit the columns.
+    details = {
+        "card_number": storable(card_number or "")[:32],
+        "card_bank": storable(card_bank or "")[:100],
+        "card_holder": storable(card_holder or "")[:100],
+    }
+    with transaction.atomic():
+        card, created = CardToken.objects.select_for_update().get_or_create(
+            account=account, token=token, defaults={"owner_id": owner_id, **details}
+        )
+        if created:
+            return card, True
+        if card.owner_id != owner_id:
+            logger.warning(
+                "A card token is already saved for another customer (card #%s); "
+                "not saved for customer #%s",
+                card.pk,
+                owner_id,
+            )
+            return None, False
+        if card.is_active:
+            return card, False
+        card.is_active = True
+        changed = ["is_active"]
+        for name, value in details.items():
+            if value:
+                setattr(card, name, value)
+                changed.append(name)
+        card.save(update_fields=changed)
+    return card, True
+
+
+# --- paying with a saved card -----------------------------------------------------------------
+
+
+def pay_with_saved_card(
+    card: CardToken,
+    *,
+    amount: Decimal | int | str,
+    reference: str = "",
+    metadata: dict[str, Any] | None = None,
+    language: str | None = None,
+) -> Invoice:
+    """Charge a saved card at once (``/api/pay``): no bank page, no redirect, no push.
+
+    The invoice goes through the same states, history and signals as a card payment. The pay
+    call is never repeated: when its answer is lost or cannot be trusted, ``/api/check``
+    decides, and when that does not answer either the invoice stays ``pending`` for the
+    reconciler (which asks ``/api/check`` as well). A call the bank turns away (HTTP 400 or
+    403) charged nothing: the invoice fails with the bank's words.
+
+    With a ``reference``, a second call for the same card while an earlier payment of that
+    reference is open or paid returns the earlier invoice instead of charging again (a
+    double-submitted form). Raises ``ValueError`` for a removed card or a bad amount.
+    """
+    settings = conf.get()
+    settings.account(card.account)  # fail early on an unknown account name
+    amount_text = format_amount(amount)
+    lang = Language(language or settings.default_language)
+    with transaction.atomic():
+        # Locked: a removal, or the same form submitted twice, waits for this decision.
+        locked = CardToken.objects.select_for_update().get(pk=card.pk)
+        if not locked.is_active or not locked.token:
+            raise ValueError("this saved card was removed")
+        earlier = _earlier_payment(locked, reference)
+        if earlier is not None:
+            logger.warning(
+                "Saved card #%s: %r is already paid or being paid by %s; not charged again",
+                locked.pk,
+                reference,
+                earlier.transaction_id,
+            )
+            return earlier
+        invoice = Invoice.objects.create(
+            account=locked.account,
+            transaction_id=new_transaction_id(settings.transaction_id_prefix),
+            amount=Decimal(amount_text),
+            amount_sent=amount_text,
+            method=Method.SAVED_CARD,
+            language=lang,
+            owner_id=locked.owner_id,
+            card_token=locked,
+            card_number=locked.card_number,
+            card_bank=locked.card_bank,
+            reference=reference,
+            metadata=metadata or {},
+        )
+    payments._transition(invoice.pk, Status.PENDING, source=Source.API, known=invoice)
+    result: TransactionResult | None = None
+    try:
+        with bank.about(invoice.pk):
+            result = bank.client(invoice.account).pay(
+                transaction_id=invoice.transaction_id,
+                amount=amount_text,
+                token=locked.token,
+                lang=lang.upper(),
+            )
+    except (BankRefused, Unauthorized) as exc:
+        logger.warning("Token payment %s was turned away: %s", invoice.transaction_id, exc)
+        description = exc.message if isinstance(exc, BankRefused) else None
+        payments._transition(
+            invoice.pk,
+            Status.FAILED,
+            source=Source.API,
+            description=description or "",
+            known=invoice,
+        )
+        return invoice
+    except _UNCLEAR as exc:
+        logger.warning(
+            "Token payment %s: the answer was lost or unclear (%s); asking /api/check",
+            invoice.transaction_id,
+            exc,
+        )
+    if result is not None:
+        payments.apply_result(invoice, result, source=Source.API)
+        if payments.target_status(result) is not None:
+            return invoice
+    try:
+        payments.refresh(invoice, source=Source.API)
+    except GolomtError as exc:
+        logger.warning(
+            "Token payment %s: /api/check did not answer either (%s); left pending for the "
+            "reconciler",
+            invoice.transaction_id,
+            exc,
+        )
+    invoice.refresh_from_db()
+    return invoice
+
+
+def _earlier_payment(card: CardToken, reference: str) -> Invoice | None:
+    if not reference:
+        return None
+    return (
+        Invoice.objects.filter(
+            card_token=card,
+            method=Method.SAVED_CARD,
+            reference=reference,
+            status__in=(Status.NEW, Status.PENDING, Status.PAID),
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+# --- adding a card without buying -------------------------------------------------------------
+
+
+def start_card_registration(
+    owner: AbstractBaseUser,
+    *,
+    callback_url: str,
+    language: str | None = None,
+    account: str = conf.DEFAULT_ACCOUNT,
+    return_type: str | None = None,
+) -> CardRegistration:
+    """Ask the bank for a card-saving page (``/api/confirmation``); the result is ``pending``
+    with the bank's invoice id. Send the customer to :func:`registration_url`.
+
+    Raises ``ValueError`` for a bad callback and the gateway's errors when the bank refuses
+    (the registration is then failed) or cannot be reached (it stays ``new``). Never retried.
+    """
+    settings = conf.get()
+    settings.account(account)
+    if not callback_url.startswith(("https://", "http://")):
+        raise ValueError("callback_url must be an absolute http(s) URL")
+    registration = CardRegistration.objects.create(
+        owner_id=owner.pk,
+        account=account,
+        transaction_id=new_transaction_id(settings.transaction_id_prefix),
+        language=Language(language or settings.default_language),
+        callback_url=callback_url,
+    )
+    try:
+        created = bank.client(account).create_token(
+            transaction_id=registration.transaction_id,
+            callback=callback_url,
+            return_type=return_type or settings.return_type,
+        )
+    except BankRefused as exc:
+        _close(registration, RegistrationStatus.FAILED, description=exc.message or "")
+        raise
+    CardRegistration.objects.filter(pk=registration.pk, status=RegistrationStatus.NEW).update(
+        status=RegistrationStatus.PENDING, bank_invoice=created.invoice, updated_at=timezone.now()
+    )
+    registration.refresh_from_db()
+    return registration
+
+
+def registration_url(registration: CardRegistration) -> str:
+    """The bank's card-saving page for ``registration``."""
+    return bank.client(registration.account).confirmation_url(
+        registration.bank_invoice, lang=registration.language
+    )
+
+
+def finish_card_registration(registration: CardRegistration) -> CardToken | None:
+    """Ask the bank (``/api/get/token``) whether the customer finished the card-saving page,
+    and record its answer once: the card saved (``card_saved`` after commit), or the
+    registration failed with the bank's words. Returns the card, or ``None`` while there is
+    none (not finished yet, unknown to the bank, or failed).
+
+    Raises the gateway's errors when the bank cannot be reached; nothing changes then.
+    """
+    if registration.status in FINISHED:
+        return registration.card_token
+    try:
+        result = bank.client(registration.account).get_token(registration.transaction_id)
+    except PaymentNotFound:
+        return None
+    return _record_token(registration, result)
+
+
+def finish_card_registration_if_due(registration: CardRegistration) -> CardToken | None:
+    """Like :func:`finish_card_registration`, asking the bank about one registration at most
+    once per ``STATUS_CHECK_INTERVAL_SECONDS``: for the unauthenticated redirect and for pages
+    a customer may reload, neither of which may make us hammer the bank."""
+    if registration.status in FINISHED:
+        return registration.card_token
+    interval = conf.get().status_check_interval_seconds
+    if not cache.add(f"golomt_payments:get-token-due:{registration.transaction_id}", 1, interval):
+        return None
+    return finish_card_registration(registration)
+
+
+def _record_token(registration: CardRegistration, result: TokenResult) -> CardToken | None:
+    failed = bool(result.error_code) and result.error_code != PAID
+    if not failed and not result.token:
+        return None  # the customer has not finished the page yet
+    with transaction.atomic():
+        locked = CardRegistration.objects.select_for_update().get(pk=registration.pk)
+        if locked.status in FINISHED:  # another request recorded it first
+            _copy(locked, registration)
+            return locked.card_token
+        card: CardToken | None = None
+        saved = False
+        if not failed and result.token:
+            card, saved = _keep(
+                owner_id=locked.owner_id,
+                account=locked.account,
+                token=result.token,
+                card_number=result.card_number,
+                card_bank=result.bank,
+                card_holder=result.card_holder,
+            )
+        locked.status = RegistrationStatus.SAVED if card else RegistrationStatus.FAILED
+        locked.card_token = card
+        locked.bank_code = storable(result.error_code or "")[:10]
+        locked.bank_description = storable(result.error_desc or "")[:255]
+        locked.save(
+            update_fields=["status", "card_token", "bank_code", "bank_description", "updated_at"]
+        )
+        if card is not None and saved:
+            transaction.on_commit(partial(_announce_saved, card, invoice=None, registration=locked))
+    _copy(locked, registration)
+    return card
+
+
+def _close(registration: CardRegistration, status: str, *, description: str) -> None:
+    CardRegistration.objects.filter(
+        pk=registration.pk, status__in=(RegistrationStatus.NEW, RegistrationStatus.PENDING)
+    ).update(status=status, bank_description=description[:255], updated_at=timezone.now())
+    registration.refresh_from_db()
+
+
+def _copy(source: CardRegistration, target: CardRegistration) -> None:
+    if source is not target:
+        for name in ("status", "card_token", "bank_code", "bank_description", "updated_at"):
+            setattr(target, name, getattr(source, name))
+
+
+# --- removing a card --------------------------------------------------------------------------
+
+
+def remove_card(card: CardToken) -> bool:
+    """Deactivate a saved card so it can no longer pay; ``card_removed`` once, after commit.
+
+    Returns whether this call removed it (``False``: it was removed already).
+    """
+    with transaction.atomic():
+        removed = CardToken.objects.filter(pk=card.pk, is_active=True).update(is_active=False)
+        if removed:
+            transaction.on_commit(partial(_announce_removed, card))
+    card.is_active = False
+    return bool(removed)
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+def _announce_saved(
+    card: CardToken, *, invoice: Invoice | None, registration: CardRegistration | None
+) -> None:
+    _report(
+        signals.card_saved.send_robust(
+            sender=CardToken, card=card, invoice=invoice, registration=registration
+        ),
+        card,
+    )
+
+
+def _announce_removed(card: CardToken) -> None:
+    _report(signals.card_removed.send_robust(sender=CardToken, card=card), card)
+
+
+def _report(sent: list[tuple[Any, Any]], card: CardToken) -> None:
+    """A failing receiver is logged; it never undoes what was recorded."""
+    for receiver, response in sent:
+        if isinstance(response, Exception):
+            logger.error(
+                "Receiver %r failed for saved card #%s", receiver, card.pk, exc_info=response
+            )
