@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import responses
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
 from django.template import Context, Template
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
@@ -982,7 +984,8 @@ def test_staff_never_see_a_card_token_in_full(
     fake_bank.pay()
     invoice = services.pay_with_saved_card(card, amount=1000)
     outbound = BankMessage.objects.get(kind=MessageKind.PAY)
-    assert TOKEN in outbound.body  # kept for the record, shown to nobody
+    assert TOKEN not in outbound.body  # the charge request is logged with the token redacted
+    assert '"token": "[redacted]"' in outbound.body
 
     pages = {
         "cards": admin_client.get(reverse("admin:golomt_payments_cardtoken_changelist")),
@@ -1162,3 +1165,47 @@ def test_sandbox_token_payment_whose_answer_is_lost_after_the_charge_is_decided_
     kinds = BankMessage.objects.filter(invoice=again).values_list("kind", flat=True)
     assert sorted(kinds) == [MessageKind.CHECK, MessageKind.PAY]
     assert signal_log.names().count("payment_succeeded") == 2  # the first payment, and this
+
+
+def test_a_bank_error_echoing_the_card_token_does_not_spread_it(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    card = card_of(customer)
+    fake_bank.mock.add(
+        responses.POST,
+        fake_bank.url("/api/pay"),
+        json={"error": "Validation", "message": f"token {TOKEN} is not valid", "status": 400},
+        status=400,
+    )
+
+    invoice = services.pay_with_saved_card(card, amount=1000)
+
+    assert invoice.status == Status.FAILED
+    assert TOKEN not in invoice.bank_description
+    outbound = BankMessage.objects.get(kind=MessageKind.PAY)
+    assert TOKEN not in outbound.body + outbound.response + outbound.error
+
+
+def test_the_same_reference_for_another_amount_is_refused_not_passed_off_as_paid(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    card = card_of(customer)
+    fake_bank.pay()
+    services.pay_with_saved_card(card, amount=1000, reference="plan-monthly")
+
+    with pytest.raises(ValueError, match="already paid"):
+        services.pay_with_saved_card(card, amount=5000, reference="plan-monthly")
+
+    assert len(fake_bank.calls("/api/pay")) == 1
+
+
+def test_a_saved_card_is_never_charged_inside_the_callers_transaction(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    card = card_of(customer)
+    fake_bank.pay()
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.pay_with_saved_card(card, amount=1000)
+
+    assert not fake_bank.calls("/api/pay")

@@ -28,7 +28,7 @@ from django.utils import timezone
 from responses import matchers
 
 from golomt_payments import conf, services
-from golomt_payments.gateway import BankServerError
+from golomt_payments.gateway import BadResponse, BankServerError
 from golomt_payments.models import (
     BankMessage,
     Invoice,
@@ -349,6 +349,21 @@ def test_a_failing_page_stores_nothing(bank: responses.RequestsMock) -> None:
     bank.add(responses.POST, ENDPOINT, status=500, body="java.lang.NullPointerException")
 
     with pytest.raises(BankServerError):
+        services.reconcile_settlements(DAY, DAY)
+
+    assert not SettledTransaction.objects.exists()
+    assert not SettlementMismatch.objects.exists()
+
+
+def test_a_report_with_fewer_rows_than_announced_stores_nothing(
+    bank: responses.RequestsMock,
+) -> None:
+    invoice = paid()
+    body = page([row(invoice.transaction_id)], 0, total_pages=1, total=2)
+    body["pageable"]["last"] = True
+    bank.add(responses.POST, ENDPOINT, json=body)
+
+    with pytest.raises(BadResponse, match="announced 2 rows"):
         services.reconcile_settlements(DAY, DAY)
 
     assert not SettledTransaction.objects.exists()

@@ -43,6 +43,7 @@ from golomt_payments.models import (
     Language,
     Method,
     RegistrationStatus,
+    ReturnType,
     Source,
     Status,
 )
@@ -188,12 +189,18 @@ def pay_with_saved_card(
     settings.account(card.account)  # fail early on an unknown account name
     amount_text = format_amount(amount)
     lang = Language(language or settings.default_language)
-    with transaction.atomic():
+    # Durable: the invoice must be committed before the bank is asked to charge, so a caller's
+    # rollback can never lose a charge; called inside a transaction, this refuses at once.
+    with transaction.atomic(durable=True):
         # Locked: a removal, or the same form submitted twice, waits for this decision.
         locked = CardToken.objects.select_for_update().get(pk=card.pk)
         if not locked.is_active or not locked.token:
             raise ValueError("this saved card was removed")
         earlier = _earlier_payment(locked, reference)
+        if earlier is not None and earlier.amount != Decimal(amount_text):
+            raise ValueError(
+                f"reference {reference!r} was already paid with this card for {earlier.amount}"
+            )
         if earlier is not None:
             logger.warning(
                 "Saved card #%s: %r is already paid or being paid by %s; not charged again",
@@ -294,7 +301,9 @@ def start_card_registration(
     """
     settings = conf.get()
     settings.account(account)
-    if not callback_url.startswith(("https://", "http://")):
+    return_type = return_type or settings.return_type
+    # MOBILE: the bank opens the shop's app (a deeplink), which asks the shop's API.
+    if not callback_url.startswith(("https://", "http://")) and return_type != ReturnType.MOBILE:
         raise ValueError("callback_url must be an absolute http(s) URL")
     registration = CardRegistration.objects.create(
         owner_id=owner.pk,
@@ -307,7 +316,7 @@ def start_card_registration(
         created = bank.client(account).create_token(
             transaction_id=registration.transaction_id,
             callback=callback_url,
-            return_type=return_type or settings.return_type,
+            return_type=return_type,
         )
     except BankRefused as exc:
         _close(registration, RegistrationStatus.FAILED, description=exc.message or "")

@@ -44,7 +44,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from golomt_payments import bank, conf
-from golomt_payments.gateway import SettlementPage, SettlementRow, format_amount, parse_amount
+from golomt_payments.gateway import (
+    BadResponse,
+    SettlementPage,
+    SettlementRow,
+    format_amount,
+    parse_amount,
+)
 from golomt_payments.models import (
     Invoice,
     MismatchKind,
@@ -145,14 +151,12 @@ def fetch_settlements(
             on_page=pages.append,
         )
     )
-    if pages and len(rows) != pages[-1].total_elements:
-        logger.warning(
-            "Golomt settlement %s..%s (%s): the bank announced %d rows and sent %d",
-            start,
-            end,
-            account,
-            pages[-1].total_elements,
-            len(rows),
+    if pages and len(rows) < pages[-1].total_elements:
+        # Half a report would list every missing row's payment as "not settled".
+        raise BadResponse(
+            f"/api/getSettlementDetails: the bank announced {pages[-1].total_elements} rows "
+            f"for {start}..{end} and sent {len(rows)}; nothing was stored",
+            endpoint="/api/getSettlementDetails",
         )
     readable: dict[str, dict[str, Any]] = {}
     skipped = 0
