@@ -15,7 +15,7 @@ A shop with several contracts names them; each invoice remembers the account tha
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 SETTING_NAME = "GOLOMT_PAYMENTS"
 DEFAULT_BASE_URL = "https://ecommerce.golomtbank.com"
@@ -52,12 +53,16 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "CHECKOUT_MAX_AGE_SECONDS",
     "RECONCILE_CONCURRENCY",
     "RECONCILE_GRACE_MINUTES",
+    "API_PERMISSION_CLASSES",
+    "API_AUTHENTICATION_CLASSES",
+    "API_ORDER_RESOLVER",
 }
 RETURN_TYPES = ("POST", "GET")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LANGUAGES = ("mn", "en")
 #: Each reconcile worker holds a database connection and an HTTP connection while it works.
 MAX_RECONCILE_CONCURRENCY = 64
+DEFAULT_API_PERMISSION_CLASSES = ("rest_framework.permissions.IsAuthenticated",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,12 @@ class GolomtSettings:
     checkout_max_age_seconds: int = 3600
     reconcile_concurrency: int = 8
     reconcile_grace_minutes: int = 30
+    #: The REST API's permission classes (imported from ``API_PERMISSION_CLASSES``).
+    api_permission_classes: tuple[type, ...] = ()
+    #: The REST API's authentication classes; ``None``: DRF's ``DEFAULT_AUTHENTICATION_CLASSES``.
+    api_authentication_classes: tuple[type, ...] | None = None
+    #: The shop's ``(request, data) -> order`` callable; ``None``: no payments over the API.
+    api_order_resolver: Callable[..., Any] | None = None
 
     def account(self, name: str = DEFAULT_ACCOUNT) -> Account:
         try:
@@ -231,6 +242,50 @@ def _networks(raw: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
         raise _fail("PUSH_ALLOWED_IPS", f"holds an invalid address: {exc}") from None
 
 
+def _imported(key: str, path: Any) -> Any:
+    if not isinstance(path, str) or not path:
+        raise _fail(key, f"must hold dotted import paths; got {path!r}.")
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise _fail(key, f"names {path!r}, which cannot be imported: {exc}") from None
+
+
+def _classes(raw: Mapping[str, Any], key: str, default: Any) -> tuple[type, ...] | None:
+    """A list of dotted paths to classes (DRF permission or authentication classes)."""
+    paths = raw.get(key, default)
+    if paths is None:
+        return None
+    if isinstance(paths, str) or not isinstance(paths, list | tuple):
+        raise _fail(key, "must be a list of dotted paths to classes.")
+    classes = []
+    for path in paths:
+        imported = _imported(key, path)
+        if not isinstance(imported, type):
+            raise _fail(key, f"names {path!r}, which is not a class.")
+        classes.append(imported)
+    return tuple(classes)
+
+
+def _permission_classes(raw: Mapping[str, Any]) -> tuple[type, ...]:
+    """API_PERMISSION_CLASSES: never ``None`` (that would read as "no permissions")."""
+    classes = _classes(raw, "API_PERMISSION_CLASSES", DEFAULT_API_PERMISSION_CLASSES)
+    if classes is None:
+        raise _fail("API_PERMISSION_CLASSES", "must be a list of dotted paths to classes.")
+    return classes
+
+
+def _resolver(raw: Mapping[str, Any]) -> Callable[..., Any] | None:
+    """API_ORDER_RESOLVER: the shop's callable that turns the client's order into an amount."""
+    path = raw.get("API_ORDER_RESOLVER")
+    if path is None or path == "":
+        return None
+    resolver = _imported("API_ORDER_RESOLVER", path)
+    if not callable(resolver):
+        raise _fail("API_ORDER_RESOLVER", f"names {path!r}, which is not callable.")
+    return resolver  # type: ignore[no-any-return]
+
+
 def build(raw: Any) -> GolomtSettings:
     """Validate a raw ``GOLOMT_PAYMENTS`` value; raise ImproperlyConfigured naming the bad key."""
     if raw is None:
@@ -290,6 +345,9 @@ def build(raw: Any) -> GolomtSettings:
             raw, "RECONCILE_CONCURRENCY", 8, 1, maximum=MAX_RECONCILE_CONCURRENCY
         ),
         reconcile_grace_minutes=_int(raw, "RECONCILE_GRACE_MINUTES", 30, 0),
+        api_permission_classes=_permission_classes(raw),
+        api_authentication_classes=_classes(raw, "API_AUTHENTICATION_CLASSES", None),
+        api_order_resolver=_resolver(raw),
     )
 
 

@@ -5,7 +5,7 @@ need the shop's login (``LOGIN_URL``); ``cards/return/`` is where the bank's car
 sends the browser back.
 """
 
-from django.urls import path
+from django.urls import include, path
 
 from golomt_payments import views
 
@@ -21,4 +21,7 @@ urlpatterns = [
     path("cards/add/", views.card_add, name="card_add"),
     path("cards/<int:pk>/delete/", views.card_delete, name="card_delete"),
     path("cards/return/", views.card_return, name="card_return"),
+    path("api/", include("golomt_payments.api.urls")),
+    path("socialpay/<uuid:key>/", views.socialpay, name="socialpay"),
+    path("socialpay/<uuid:key>/qr.svg", views.socialpay_qr, name="socialpay_qr"),
 ]

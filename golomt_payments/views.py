@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 from typing import Any
@@ -13,6 +14,7 @@ from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -21,6 +23,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -32,7 +35,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from golomt_payments import conf, services
+from golomt_payments import conf, qr, services
 from golomt_payments.checkout import CheckoutRequest, read_checkout
 from golomt_payments.gateway import BankRefused, GolomtError
 from golomt_payments.models import (
@@ -163,7 +166,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
             _("The bank is not answering right now."),
             _("Nothing was charged. Please try again in a few minutes."),
         )
-    return HttpResponseRedirect(services.payment_url(invoice), status=303)
+    return _after_checkout(invoice)
+
+
+def _form_reference(payload: str) -> str:
+    return "form:" + hashlib.sha256(payload.encode()).hexdigest()[:40]
 
 
 def _pay_with_saved_card(
@@ -192,7 +199,9 @@ def _pay_with_saved_card(
         invoice = services.pay_with_saved_card(
             card,
             amount=order.amount,
-            reference=order.reference,
+            # Without the shop's reference, the signed form itself (unique per rendering)
+            # keeps a double-click from charging twice.
+            reference=order.reference or _form_reference(request.POST.get("payload", "")),
             metadata=order.metadata,
             language=language,
         )
@@ -481,3 +490,55 @@ def cards_url(request: HttpRequest, registration: CardRegistration) -> str:
         return own
     url = template.format(key=registration.key, status=registration.status)
     return url if _may_redirect(request, url) else own
+
+
+# --- SocialPay ------------------------------------------------------------------------------
+
+
+def _after_checkout(invoice: Invoice) -> HttpResponse:
+    """Where the browser goes once the bank has the invoice: SocialPay to our page with the
+    QR code and both ways to pay, everything else straight to the bank's hosted page."""
+    if invoice.method == Method.SOCIALPAY:
+        return HttpResponseRedirect(
+            reverse("golomt_payments:socialpay", kwargs={"key": invoice.key}), status=303
+        )
+    return HttpResponseRedirect(services.payment_url(invoice), status=303)
+
+
+@require_GET
+def socialpay(request: HttpRequest, key: str) -> HttpResponse:
+    """A SocialPay invoice's own page: the deeplink as a QR code (for a customer at a desktop)
+    and as a link (on the phone), the bank's hosted SocialPay page, and polling that moves on
+    once the payment is final."""
+    invoice = get_object_or_404(Invoice, key=key, method=Method.SOCIALPAY)
+    if not invoice.is_open:
+        return redirect(outcome_url(request, invoice), permanent=False)
+    deeplink = services.socialpay_deeplink(invoice)
+    # segno's SVG holds only the code's geometry, no text of the deeplink: safe to inline.
+    qr_svg = mark_safe(qr.svg_inline(deeplink)) if deeplink else ""  # noqa: S308
+    context: dict[str, Any] = {
+        "invoice": invoice,
+        "deeplink": deeplink,
+        "qr_svg": qr_svg,
+        "hosted_url": services.payment_url(invoice) if invoice.bank_invoice else "",
+        "result_url": reverse("golomt_payments:result", kwargs={"key": invoice.key}),
+        "status_url": reverse("golomt_payments:status", kwargs={"key": invoice.key}),
+        "poll_seconds": conf.get().status_poll_seconds,
+    }
+    response = render(request, "golomt_payments/socialpay.html", context)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def socialpay_qr(request: HttpRequest, key: str) -> HttpResponse:
+    """The QR code of a SocialPay invoice's deeplink as an SVG image."""
+    invoice = get_object_or_404(Invoice, key=key, method=Method.SOCIALPAY)
+    deeplink = services.socialpay_deeplink(invoice)
+    if not deeplink:
+        raise Http404("no SocialPay deeplink")
+    return HttpResponse(
+        qr.svg_document(deeplink),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=600"},
+    )

@@ -1209,3 +1209,18 @@ def test_a_saved_card_is_never_charged_inside_the_callers_transaction(
         services.pay_with_saved_card(card, amount=1000)
 
     assert not fake_bank.calls("/api/pay")
+
+
+def test_a_double_submitted_saved_card_form_without_a_reference_charges_once(
+    fake_bank: FakeBank, customer: AbstractBaseUser, browser: Client
+) -> None:
+    card = card_of(customer)
+    fake_bank.pay()
+    payload = sign_checkout(amount=Decimal("25000"), reference="")
+    form = {"payload": payload, "method": "token", "card": str(card.pk)}
+
+    first = browser.post(CHECKOUT, form)
+    second = browser.post(CHECKOUT, form)
+
+    assert first["Location"] == second["Location"]
+    assert len(fake_bank.calls("/api/pay")) == 1

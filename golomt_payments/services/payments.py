@@ -104,8 +104,8 @@ def start_payment(
     settings = conf.get()
     settings.account(account)  # fail early on an unknown account name
     amount_text = format_amount(amount)
-    if not callback_url.startswith(("https://", "http://")) and return_type != ReturnType.MOBILE:
-        raise ValueError("callback_url must be an absolute http(s) URL")
+    return_type = ReturnType(return_type or settings.return_type)
+    _check_callback(callback_url, return_type)
     method = Method(method)
     invoice = Invoice.objects.create(
         account=account,
@@ -114,7 +114,7 @@ def start_payment(
         amount_sent=amount_text,
         method=method,
         language=Language(language or settings.default_language),
-        return_type=ReturnType(return_type or settings.return_type),
+        return_type=return_type,
         callback_url=callback_url,
         gen_token=gen_token,
         reference=reference,
@@ -144,6 +144,43 @@ def start_payment(
     )
     invoice.refresh_from_db()
     return invoice
+
+
+#: Schemes an app link may never have: a browser is sent there, or it ends up in an ``href``.
+_SCRIPT_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
+
+
+def is_app_link(value: str) -> bool:
+    """``value`` is a link a phone may open in an app (``myshop://payment-result``,
+    ``socialpay-payment://key=…``): a scheme, something after it, printable, no spaces, and
+    never a script or data URL."""
+    scheme, colon, rest = value.partition(":")
+    return (
+        bool(colon and rest and scheme[:1].isalpha())
+        and scheme.isascii()
+        and all(char.isalnum() or char in "+.-" for char in scheme)
+        and scheme.lower() not in _SCRIPT_SCHEMES
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _check_callback(callback_url: str, return_type: str) -> None:
+    """Browsers come back to an absolute http(s) URL; with ``MOBILE`` the bank opens the app's
+    deeplink (``myshop://payment-result``) instead, or an http(s) app link."""
+    if callback_url.startswith(("https://", "http://")):
+        return
+    if return_type != ReturnType.MOBILE:
+        raise ValueError("callback_url must be an absolute http(s) URL")
+    if not is_app_link(callback_url):
+        raise ValueError("callback_url must be an app deeplink (scheme://…) for MOBILE")
+
+
+def socialpay_deeplink(invoice: Invoice) -> str:
+    """The SocialPay deeplink the bank gave ``invoice``, when a browser may follow it; else
+    ``""``. The bank's checksum does not cover it, so it is checked before it is offered."""
+    link = invoice.social_deeplink
+    return link if invoice.method == Method.SOCIALPAY and is_app_link(link) else ""
 
 
 def payment_url(invoice: Invoice) -> str:

@@ -25,7 +25,7 @@ from golomt_payments.models import CardRegistration, CardToken, Invoice, Method,
 from golomt_payments.sandbox import services as bank_services
 from golomt_payments.sandbox.cards import TEST_CARDS, Behaviour, SandboxCard, by_behaviour
 from golomt_payments.sandbox.models import Kind, PushDelivery
-from golomt_payments.sandbox.pages import return_params
+from golomt_payments.sandbox.pages import return_params, return_url
 from golomt_payments.testing.transport import (
     InProcessAdapter,
     route,
@@ -44,11 +44,16 @@ SETTLEMENT_TOKEN = "in-process-settlement-token"  # noqa: S105
 @dataclass
 class Payment:
     """What happened when the customer paid: the invoice as the shop now sees it, the pushes
-    the bank sent (with the shop's answers), and the shop's answer to the browser's return."""
+    the bank sent (with the shop's answers), and the shop's answer to the browser's return.
+
+    ``app_link``: for a ``MOBILE`` invoice, the deeplink the bank opened in the shop's app
+    (the callback with ``invoice``, ``status_code`` and ``desc``); no browser comes back then.
+    """
 
     invoice: Invoice
     pushes: list[PushDelivery] = field(default_factory=list)
     redirect: HttpResponse | None = None
+    app_link: str = ""
 
 
 @dataclass
@@ -127,12 +132,18 @@ class SandboxBank:
                 via="socialpay" if invoice.method == Method.SOCIALPAY else "card",
             )
         pushes = list(PushDelivery.objects.filter(transaction=tx).order_by("pk"))
-        redirect = self.come_back(invoice) if chosen.behaviour.redirects else None
+        redirect, app_link = None, ""
+        if chosen.behaviour.redirects and invoice.return_type == ReturnType.MOBILE:
+            app_link = return_url(tx)
+        elif chosen.behaviour.redirects:
+            redirect = self.come_back(invoice)
         invoice.refresh_from_db()
-        return Payment(invoice, pushes, redirect)
+        return Payment(invoice, pushes, redirect, app_link)
 
     def come_back(self, invoice: Invoice) -> HttpResponse:
         """The customer's browser returning to the shop, by the invoice's return type."""
+        if invoice.return_type == ReturnType.MOBILE:
+            raise ValueError("a MOBILE payment returns to the app's deeplink, not to the shop")
         tx = bank_services.find(invoice.transaction_id, Kind.PAYMENT)
         params = return_params(tx)
         path = urlsplit(invoice.callback_url).path

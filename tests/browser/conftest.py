@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from django.core.cache import cache
@@ -45,7 +45,13 @@ POLL_SECONDS = 1
 CHECK_INTERVAL_SECONDS = 1
 PUSH_SETTLE_SECONDS = 15.0
 
-Screenshot = Callable[["Page"], Path]
+
+class Screenshot(Protocol):
+    """Saves a page as ``artifacts/screenshots/<test name>[-<step>].png``."""
+
+    def __call__(self, tab: Page, step: str = "") -> Path: ...
+
+
 _FAILED = pytest.StashKey[bool]()
 
 
@@ -112,11 +118,12 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 
 @pytest.fixture
 def screenshot(request: pytest.FixtureRequest) -> Screenshot:
-    """Save a page as ``artifacts/screenshots/<test name>.png``."""
+    """Save a page as ``artifacts/screenshots/<test name>.png`` (``<test name>-<step>.png``
+    when a test photographs more than one step)."""
 
-    def take(tab: Page) -> Path:
+    def take(tab: Page, step: str = "") -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{request.node.name}.png"
+        path = SCREENSHOTS / f"{request.node.name}{f'-{step}' if step else ''}.png"
         tab.screenshot(path=str(path), full_page=True)
         return path
 

@@ -46,13 +46,35 @@ def future_expiry() -> str:
 
 
 def start_checkout(page: Page, shop: Shop, reference: str, method: str = "Card") -> Invoice:
-    """Open the shop's checkout page, pick the method and press Pay; lands on the bank."""
+    """Open the shop's checkout page, pick the method and press Pay; lands on the bank's card
+    page, or for SocialPay on the app's own page with the QR code."""
     page.goto(shop.checkout_url(reference))
     page.get_by_label(method, exact=True).check()
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()
-    bank_page = "payment" if method == "Card" else "socialpay"
-    page.wait_for_url(re.compile(rf"/sandbox-bank/{bank_page}/en/[0-9a-f-]+$"))
+    if method == "Card":
+        page.wait_for_url(re.compile(r"/sandbox-bank/payment/en/[0-9a-f-]+$"))
+    else:
+        page.wait_for_url(re.compile(r"/payments/socialpay/[0-9a-f-]+/$"))
     return Invoice.objects.get(reference=reference)
+
+
+def expect_socialpay_qr_page(page: Page, shop: Shop, invoice: Invoice) -> None:
+    """The app's SocialPay page: the QR code drawn, the deeplink and the bank's page linked."""
+    expect(page).to_have_url(f"{shop.url}/payments/socialpay/{invoice.key}/")
+    expect(page.get_by_role("heading", name="Pay with SocialPay")).to_be_visible()
+    qr_code = page.get_by_role("img", name="SocialPay QR code").locator("svg")
+    expect(qr_code).to_be_visible()
+    box = qr_code.bounding_box()
+    assert box is not None and box["width"] >= 150 and box["height"] >= 150
+    assert qr_code.locator("path").count() == 1
+    invoice.refresh_from_db()
+    assert invoice.social_deeplink.startswith("socialpay-payment://")
+    expect(page.get_by_role("link", name="Open SocialPay")).to_have_attribute(
+        "href", invoice.social_deeplink
+    )
+    expect(page.get_by_role("link", name="Pay on the bank's SocialPay page")).to_have_attribute(
+        "href", re.compile(rf"/sandbox-bank/socialpay/en/{invoice.bank_invoice}$")
+    )
 
 
 def pay_by_card(page: Page, number: str, expiry: str | None = None) -> None:
@@ -137,15 +159,45 @@ def test_socialpay_approval_ends_on_the_success_page(
     page: Page, shop: Shop, signal_log: SignalRecorder, screenshot: Screenshot
 ) -> None:
     invoice = start_checkout(page, shop, "BR-SOCIAL-1", method="SocialPay")
+    expect_socialpay_qr_page(page, shop, invoice)
+    screenshot(page, "qr")
+
+    page.get_by_role("link", name="Pay on the bank's SocialPay page").click()
+    page.wait_for_url(re.compile(r"/sandbox-bank/socialpay/en/[0-9a-f-]+$"))
     expect(page.get_by_role("heading", name="SocialPay")).to_be_visible()
     expect(page.locator(".deeplink")).to_contain_text("socialpay-payment://")
-
     page.get_by_role("button", name="Approve").click()
 
     expect_result_page(page, shop, invoice, Status.PAID)
     shop.settle()
     invoice.refresh_from_db()
     assert (invoice.status, invoice.method) == (Status.PAID, "socialpay")
+    assert signal_log.names().count("payment_succeeded") == 1
+    screenshot(page)
+
+
+def test_socialpay_qr_page_moves_on_by_itself_when_the_phone_approves(
+    page: Page, shop: Shop, signal_log: SignalRecorder, screenshot: Screenshot
+) -> None:
+    """The desktop customer scans the QR code and approves on the phone (here: a second tab
+    on the bank's SocialPay page); the QR page's polling finds the payment and moves on."""
+    invoice = start_checkout(page, shop, "BR-SOCIAL-QR-1", method="SocialPay")
+    expect_socialpay_qr_page(page, shop, invoice)
+    image = page.request.get(f"{shop.url}/payments/socialpay/{invoice.key}/qr.svg")
+    assert image.ok and image.headers["content-type"] == "image/svg+xml"
+
+    phone = page.context.new_page()
+    phone.goto(
+        page.get_by_role("link", name="Pay on the bank's SocialPay page").get_attribute("href")
+        or ""
+    )
+    phone.get_by_role("button", name="Approve").click()
+
+    expect_result_page(page, shop, invoice, Status.PAID)
+    expect(page.get_by_role("heading", name="Payment received")).to_be_visible()
+    shop.settle()
+    invoice.refresh_from_db()
+    assert invoice.status == Status.PAID
     assert signal_log.names().count("payment_succeeded") == 1
     screenshot(page)
 

@@ -7,6 +7,7 @@ the real bank causes here happens in a fixed order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,10 +174,16 @@ def test_push_the_shop_cannot_confirm_is_answered_503_and_the_redirect_pays(
 def test_socialpay_checkout_opens_the_socialpay_page(
     client: Client, shop: str, signals: Signals
 ) -> None:
-    page = start(client, "ORDER6", method="socialpay")
-    assert page.startswith(f"{MOUNT}/socialpay/en/")
+    ours = start(client, "ORDER6", method="socialpay")
     invoice = Invoice.objects.get(reference="ORDER6")
+    assert ours == f"/payments/socialpay/{invoice.key}/"
     assert invoice.social_deeplink.startswith("socialpay-payment://")
+    shown = client.get(ours).content.decode()
+    assert f'href="{invoice.social_deeplink}"' in shown
+    hosted = re.search(r'href="([^"]+)" data-hosted', shown)
+    assert hosted is not None
+    page = urlsplit(hosted.group(1)).path
+    assert page.startswith(f"{MOUNT}/socialpay/en/")
 
     come_back(client, client.post(page, {"action": "approve"}))
 

@@ -88,6 +88,13 @@ def to_bank(shop: Shop, browser: requests.Session, order_page: str, method: str)
     )
     assert answer.status_code == 303, answer.text
     location: str = answer.headers["Location"]
+    if method == "socialpay":  # the app's own page first: QR code, deeplink, the bank's page
+        assert re.fullmatch(r"/payments/socialpay/[0-9a-f-]+/", location), location
+        ours = browser.get(shop.url + location, timeout=10)
+        assert "socialpay-payment://" in ours.text and "<svg" in ours.text
+        hosted = re.search(r'href="([^"]+)" data-hosted', ours.text)
+        assert hosted is not None
+        location = html.unescape(hosted.group(1))
     assert location.startswith(f"{shop.url}/sandbox-bank/{method}/")
     return location
 

@@ -1,0 +1,429 @@
+"""The API's views: parse the body, call a service, render JSON. No business rules here.
+
+Every view answers JSON only. The customer is ``request.user``; a customer only ever sees and
+acts on their own payments and cards (anybody else's is a 404). Authentication and
+permissions are the shop's, read from the settings at each request (``override_settings``
+works). A bank that refuses answers 502, one that does not answer 503; nothing charged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from golomt_payments import conf, services
+from golomt_payments.api import orders
+from golomt_payments.api.serializers import (
+    METHODS_BY_NAME,
+    CardAddSerializer,
+    CardRegistrationSerializer,
+    CardRegistrationStartedSerializer,
+    CardSerializer,
+    ErrorSerializer,
+    OrderSerializer,
+    PaymentCreatedSerializer,
+    PaymentCreateSerializer,
+    PaymentSerializer,
+)
+from golomt_payments.gateway import BankRefused, GolomtError
+from golomt_payments.models import (
+    CardRegistration,
+    CardToken,
+    Invoice,
+    Language,
+    ReturnType,
+    Source,
+)
+from golomt_payments.views import callback_url, card_callback_url
+
+logger = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+TAG_PAYMENTS = "payments"
+TAG_CARDS = "cards"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class BankRefusedError(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = _("The bank refused this request. Nothing was charged.")
+    default_code = "bank_refused"
+
+
+class BankUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _(
+        "The bank is not answering right now. Nothing was charged; please try again in a few "
+        "minutes."
+    )
+    default_code = "bank_unavailable"
+
+
+def described(**kwargs: Any) -> Callable[[_F], _F]:
+    """``extend_schema`` built on drf-spectacular's ``AutoSchema``: by itself it builds on the
+    shop's ``DEFAULT_SCHEMA_CLASS``, DRF's own unless the shop configured drf-spectacular."""
+
+    def decorator(method: _F) -> _F:
+        method.schema = AutoSchema  # type: ignore[attr-defined]
+        return extend_schema(**kwargs)(method)
+
+    return decorator
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+NOT_ALLOWED = {
+    401: _error("Not authenticated (with an authentication that asks for credentials)."),
+    403: _error("Not authenticated, or the shop's permissions refuse."),
+}
+NOT_FOUND = {404: _error("No such object of this customer's.")}
+BAD_INPUT = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT, description="Invalid input: a list of messages for each field."
+    )
+}
+NO_ORDER = {
+    404: _error("No such order, or no such card of this customer's."),
+    501: _error("The shop has not enabled payments over the API (API_ORDER_RESOLVER)."),
+}
+BANK_ERRORS = {
+    502: _error("The bank refused; nothing was charged."),
+    503: _error("The bank did not answer; nothing was charged. Try again later."),
+}
+
+
+class GolomtAPIView(APIView):
+    """JSON in and out, with the shop's authentication and permissions from the settings."""
+
+    schema = AutoSchema()  # whatever the shop's DEFAULT_SCHEMA_CLASS
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        classes = conf.get().api_authentication_classes
+        if classes is None:  # DRF's, read now: the class attribute was fixed at import
+            # Imported classes at run time, whatever the stubs say (they type the setting).
+            classes = tuple(cast(list[type], api_settings.DEFAULT_AUTHENTICATION_CLASSES))
+        return [cls() for cls in classes]
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [cls() for cls in conf.get().api_permission_classes]
+
+
+def _customer(request: Request) -> AbstractBaseUser | None:
+    """The authenticated shop user, or ``None`` where the shop's permissions let anyone in."""
+    user = request.user
+    return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
+
+
+def _owner(request: Request) -> AbstractBaseUser:
+    """Saved cards always belong to somebody: an anonymous caller has none."""
+    customer = _customer(request)
+    if customer is None:
+        raise NotAuthenticated
+    return customer
+
+
+def _language(request: Request, data: dict[str, Any]) -> str:
+    """The body's ``language``, else the request's (LocaleMiddleware), else the setting's."""
+    language = data.get("language") or (get_language() or "")[:2]
+    return language if language in Language.values else conf.get().default_language
+
+
+def _bank_error(exc: GolomtError, what: str) -> APIException:
+    if isinstance(exc, BankRefused):
+        logger.error("Bank refused to %s: %s", what, exc)
+        return BankRefusedError()
+    logger.error("Could not %s at the bank: %s", what, exc)
+    return BankUnavailable()
+
+
+def _payment_location(invoice: Invoice) -> str:
+    return reverse("golomt_payments:api:payment-detail", kwargs={"key": invoice.key})
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+class PaymentListView(GolomtAPIView):
+    @described(
+        operation_id="payments_create",
+        tags=[TAG_PAYMENTS],
+        summary="Start a payment",
+        description=(
+            "Creates an invoice at the bank for the shop's order. The shop's "
+            "API_ORDER_RESOLVER decides the amount; the client never does. Send the customer "
+            "to payment_url, or for SocialPay open socialpay_deeplink on the phone. With "
+            "return_type MOBILE the bank opens the app's callback deeplink when the customer "
+            "is done: a hint only. Ask GET payments/{key}/ for the result."
+        ),
+        request=PaymentCreateSerializer,
+        responses={
+            201: PaymentCreatedSerializer,
+            **BAD_INPUT,
+            **NOT_ALLOWED,
+            **NO_ORDER,
+            **BANK_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = PaymentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        customer = _customer(request)
+        if data["save_card"] and customer is None:
+            return Response(
+                {"save_card": [_("Log in to save a card.")]}, status=status.HTTP_400_BAD_REQUEST
+            )
+        order = orders.resolve(request, data)
+        mobile = data["return_type"] == ReturnType.MOBILE
+        try:
+            invoice = services.start_payment(
+                amount=order.amount,
+                reference=order.reference,
+                account=order.account,
+                metadata=order.metadata,
+                method=METHODS_BY_NAME[data["method"]],
+                language=_language(request, data),
+                return_type=data["return_type"],
+                callback_url=data["callback"] if mobile else callback_url(request._request),
+                gen_token=data["save_card"],
+                owner=customer,
+            )
+        except GolomtError as exc:
+            raise _bank_error(exc, "create an invoice") from None
+        output = PaymentCreatedSerializer(
+            invoice, context={"payment_url": services.payment_url(invoice)}
+        )
+        headers = {"Location": _payment_location(invoice), **NO_STORE}
+        return Response(output.data, status=status.HTTP_201_CREATED, headers=headers)
+
+
+def own_invoices(request: Request) -> QuerySet[Invoice]:
+    """The caller's invoices; an anonymous caller (if the shop allows one) has only those
+    without a customer, which it can address by their unguessable key alone."""
+    customer = _customer(request)
+    if customer is None:
+        return Invoice.objects.filter(owner__isnull=True)
+    return Invoice.objects.filter(owner_id=customer.pk)
+
+
+class PaymentDetailView(GolomtAPIView):
+    @described(
+        operation_id="payments_retrieve",
+        tags=[TAG_PAYMENTS],
+        summary="A payment's status",
+        description=(
+            "While the payment is open, asks the bank itself (at most once per "
+            "STATUS_CHECK_INTERVAL_SECONDS), so an app polling here learns the result even "
+            "when the bank's push and the redirect are both lost. Stop when final is true."
+        ),
+        responses={200: PaymentSerializer, **NOT_ALLOWED, **NOT_FOUND},
+    )
+    def get(self, request: Request, key: UUID) -> Response:
+        invoice = own_invoices(request).filter(key=key).first()
+        if invoice is None:
+            raise Http404
+        if invoice.is_open:
+            try:
+                invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
+            except GolomtError as exc:  # the app asks again; the reconciler is there too
+                logger.info("Status check of %s failed: %s", invoice.transaction_id, exc)
+        return Response(PaymentSerializer(invoice).data, headers=NO_STORE)
+
+
+# --- saved cards ------------------------------------------------------------------------------
+
+
+def _own_card(request: Request, pk: int) -> CardToken:
+    card = services.active_cards(_owner(request)).filter(pk=pk).first()
+    if card is None:
+        raise Http404
+    return card
+
+
+class CardListView(GolomtAPIView):
+    @described(
+        operation_id="cards_list",
+        tags=[TAG_CARDS],
+        summary="The customer's saved cards",
+        responses={200: CardSerializer(many=True), **NOT_ALLOWED},
+    )
+    def get(self, request: Request) -> Response:
+        cards = services.active_cards(_owner(request))
+        return Response(CardSerializer(cards, many=True).data, headers=NO_STORE)
+
+
+class CardDetailView(GolomtAPIView):
+    @described(
+        operation_id="cards_destroy",
+        tags=[TAG_CARDS],
+        summary="Remove a saved card",
+        responses={204: OpenApiResponse(description="Removed."), **NOT_ALLOWED, **NOT_FOUND},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        services.remove_card(_own_card(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CardPayView(GolomtAPIView):
+    @described(
+        operation_id="cards_pay",
+        tags=[TAG_CARDS],
+        summary="Pay for an order with a saved card",
+        description=(
+            "Charges the card at once: no bank page. The answer is the payment, paid or "
+            "failed, or pending when the bank's answer was lost (ask GET payments/{key}/ "
+            "later). A second request for the same order while the first is open or paid "
+            "answers with the first payment instead of charging again."
+        ),
+        request=OrderSerializer,
+        responses={
+            201: PaymentSerializer,
+            **BAD_INPUT,
+            **NOT_ALLOWED,
+            **NO_ORDER,
+            409: _error("This order was already paid with this card for another amount."),
+            **BANK_ERRORS,
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        card = _own_card(request, pk)
+        body = OrderSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = {**body.validated_data, "card": card.pk}
+        order = orders.resolve(request, data)
+        if order.account != card.account:
+            return Response(
+                {"detail": _("This card cannot pay for this order.")},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            invoice = services.pay_with_saved_card(
+                card,
+                amount=order.amount,
+                reference=order.reference,
+                metadata=order.metadata,
+                language=_language(request, data),
+            )
+        except ValueError as exc:
+            if not CardToken.objects.filter(pk=card.pk, is_active=True).exists():
+                raise Http404 from None  # removed meanwhile
+            # The same order already paid with this card for another amount.
+            logger.warning("Saved card #%s refused to pay: %s", card.pk, exc)
+            return Response(
+                {"detail": _("This order was already paid with this card for another amount.")},
+                status=status.HTTP_409_CONFLICT,
+            )
+        except GolomtError as exc:
+            raise _bank_error(exc, "pay with a saved card") from None
+        headers = {"Location": _payment_location(invoice), **NO_STORE}
+        return Response(
+            PaymentSerializer(invoice).data, status=status.HTTP_201_CREATED, headers=headers
+        )
+
+
+class CardAddView(GolomtAPIView):
+    @described(
+        operation_id="cards_add",
+        tags=[TAG_CARDS],
+        summary="Start adding a card",
+        description=(
+            "Asks the bank for its card-saving page (a small amount is charged and refunded). "
+            "Send the customer to confirmation_url, then ask GET cards/add/{key}/ for the "
+            "outcome."
+        ),
+        request=CardAddSerializer,
+        responses={
+            201: CardRegistrationStartedSerializer,
+            **BAD_INPUT,
+            **NOT_ALLOWED,
+            **BANK_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        owner = _owner(request)
+        body = CardAddSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        callback = data.get("callback")
+        try:
+            registration = services.start_card_registration(
+                owner,
+                callback_url=callback or card_callback_url(request._request),
+                return_type=ReturnType.MOBILE if callback else None,
+                language=_language(request, data),
+            )
+        except GolomtError as exc:
+            raise _bank_error(exc, "start saving a card") from None
+        output = CardRegistrationStartedSerializer(
+            registration, context={"confirmation_url": services.registration_url(registration)}
+        )
+        headers = {
+            "Location": reverse(
+                "golomt_payments:api:card-registration", kwargs={"key": registration.key}
+            ),
+            **NO_STORE,
+        }
+        return Response(output.data, status=status.HTTP_201_CREATED, headers=headers)
+
+
+class CardRegistrationView(GolomtAPIView):
+    @described(
+        operation_id="cards_add_retrieve",
+        tags=[TAG_CARDS],
+        summary="The outcome of adding a card",
+        description=(
+            "While the bank has not answered, asks it (at most once per "
+            "STATUS_CHECK_INTERVAL_SECONDS); the card appears once saved."
+        ),
+        responses={200: CardRegistrationSerializer, **NOT_ALLOWED, **NOT_FOUND},
+    )
+    def get(self, request: Request, key: UUID) -> Response:
+        registration = CardRegistration.objects.filter(owner_id=_owner(request).pk, key=key).first()
+        if registration is None:
+            raise Http404
+        try:
+            services.finish_card_registration_if_due(registration)
+        except GolomtError as exc:
+            logger.info("Get token for %s failed: %s", registration.transaction_id, exc)
+        return Response(CardRegistrationSerializer(registration).data, headers=NO_STORE)
+
+
+__all__ = [
+    "BankRefusedError",
+    "BankUnavailable",
+    "CardAddView",
+    "CardDetailView",
+    "CardListView",
+    "CardPayView",
+    "CardRegistrationView",
+    "GolomtAPIView",
+    "PaymentDetailView",
+    "PaymentListView",
+    "own_invoices",
+]
