@@ -215,6 +215,22 @@ def _pay_with_saved_card(
     return HttpResponseRedirect(outcome_url(request, invoice), status=303)
 
 
+def _returned(request: HttpRequest) -> dict[str, Any]:
+    """What the bank's browser redirect carried (GET query or POST form), logged as it came."""
+    if request.method == "POST":
+        raw = request.body.decode("utf-8", errors="replace")  # read before POST parses it
+        params = request.POST
+    else:
+        params, raw = request.GET, request.META.get("QUERY_STRING", "")
+    return {
+        "params": {key: params.get(key, "") for key in params},
+        "raw": raw,
+        "headers": dict(request.headers),
+        "remote_addr": client_ip(request),
+        "endpoint": request.path,
+    }
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @transaction.non_atomic_requests
@@ -223,18 +239,7 @@ def bank_return(request: HttpRequest) -> HttpResponse:
 
     CSRF-exempt and sessionless: the bank's POST arrives cross-site without the shop's cookies.
     """
-    if request.method == "POST":
-        raw = request.body.decode("utf-8", errors="replace")  # read before POST parses it
-        params = request.POST
-    else:
-        params, raw = request.GET, request.META.get("QUERY_STRING", "")
-    result = services.receive_redirect(
-        {key: params.get(key, "") for key in params},
-        raw=raw,
-        headers=dict(request.headers),
-        remote_addr=client_ip(request),
-        endpoint=request.path,
-    )
+    result = services.receive_redirect(**_returned(request))
     if result.invoice is None:
         return _error_page(
             request,
@@ -460,18 +465,7 @@ def card_return(request: HttpRequest) -> HttpResponse:
 
     CSRF-exempt and sessionless, like :func:`bank_return`: the bank's POST arrives cross-site.
     """
-    if request.method == "POST":
-        raw = request.body.decode("utf-8", errors="replace")  # read before POST parses it
-        params = request.POST
-    else:
-        params, raw = request.GET, request.META.get("QUERY_STRING", "")
-    result = services.receive_card_return(
-        {key: params.get(key, "") for key in params},
-        raw=raw,
-        headers=dict(request.headers),
-        remote_addr=client_ip(request),
-        endpoint=request.path,
-    )
+    result = services.receive_card_return(**_returned(request))
     if result.registration is None:
         return _error_page(
             request,
