@@ -115,6 +115,20 @@ def _error_page(request: HttpRequest, status: int, title: str, detail: str) -> H
     )
 
 
+def _bank_error_page(request: HttpRequest, exc: GolomtError, refused: str) -> HttpResponse:
+    """Nothing was charged: 502 when the bank refused (``refused`` says what), 503 when it
+    did not answer."""
+    logger.error("%s: %s", request.path, exc)
+    if isinstance(exc, BankRefused):
+        return _error_page(request, 502, refused, _("Nothing was charged. Please try again later."))
+    return _error_page(
+        request,
+        503,
+        _("The bank is not answering right now."),
+        _("Nothing was charged. Please try again in a few minutes."),
+    )
+
+
 @require_POST
 @transaction.non_atomic_requests
 def checkout(request: HttpRequest) -> HttpResponse:
@@ -150,22 +164,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
             callback_url=callback_url(request),
             owner=customer,
         )
-    except BankRefused as exc:
-        logger.error("Bank refused to create an invoice: %s", exc)
-        return _error_page(
-            request,
-            502,
-            _("The bank could not start this payment."),
-            _("Nothing was charged. Please try again later."),
-        )
     except GolomtError as exc:
-        logger.error("Could not create an invoice at the bank: %s", exc)
-        return _error_page(
-            request,
-            503,
-            _("The bank is not answering right now."),
-            _("Nothing was charged. Please try again in a few minutes."),
-        )
+        return _bank_error_page(request, exc, _("The bank could not start this payment."))
     return _after_checkout(invoice)
 
 
@@ -428,22 +428,8 @@ def card_add(request: HttpRequest) -> HttpResponse:
             language=_language(request),
             account=account,
         )
-    except BankRefused as exc:
-        logger.error("Bank refused to start saving a card: %s", exc)
-        return _error_page(
-            request,
-            502,
-            _("The bank could not start saving your card."),
-            _("Nothing was charged. Please try again later."),
-        )
     except GolomtError as exc:
-        logger.error("Could not start saving a card at the bank: %s", exc)
-        return _error_page(
-            request,
-            503,
-            _("The bank is not answering right now."),
-            _("Nothing was charged. Please try again in a few minutes."),
-        )
+        return _bank_error_page(request, exc, _("The bank could not start saving your card."))
     return HttpResponseRedirect(services.registration_url(registration), status=303)
 
 

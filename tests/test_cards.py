@@ -1224,3 +1224,17 @@ def test_a_double_submitted_saved_card_form_without_a_reference_charges_once(
 
     assert first["Location"] == second["Location"]
     assert len(fake_bank.calls("/api/pay")) == 1
+
+
+@pytest.mark.parametrize(
+    ("callback_url", "return_type"),
+    [("/cards/return/", "POST"), ("javascript:alert(1)", "MOBILE"), ("no scheme", "MOBILE")],
+)
+def test_card_registration_refuses_the_callbacks_a_payment_refuses(
+    fake_bank: FakeBank, customer: AbstractBaseUser, callback_url: str, return_type: str
+) -> None:
+    with pytest.raises(ValueError, match="callback_url"):
+        start_registration(customer, callback_url=callback_url, return_type=return_type)
+
+    assert not CardRegistration.objects.exists()
+    assert not fake_bank.mock.calls

@@ -37,7 +37,7 @@ from golomt_payments.models import (
     StatusChange,
 )
 from golomt_payments.services import TRANSITIONS, can_transition
-from golomt_payments.services.payments import _transition
+from golomt_payments.services.payments import transition
 from tests.factories import InvoiceFactory, OutboundMessageFactory
 from tests.helpers import (
     SECRET,
@@ -632,7 +632,7 @@ def reachable(start: str) -> set[str]:
 def test_a_move_refused_from_a_status_is_refused_from_every_later_status(
     start: str, target: str
 ) -> None:
-    """``_transition`` skips the lock when its caller's (possibly stale) copy already refuses
+    """``transition`` skips the lock when its caller's (possibly stale) copy already refuses
     the move. That is only safe if the row, wherever it has got to since, refuses it too."""
     if can_transition(start, target):
         return
@@ -687,7 +687,7 @@ def test_transition_with_a_stale_copy_never_makes_a_move_the_row_refuses(
         before = Invoice.objects.values().get(pk=invoice.pk)
 
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            change = _transition(invoice.pk, target, source=Source.PUSH, known=stale)
+            change = transition(invoice.pk, target, source=Source.PUSH, known=stale)
 
         assert not change.changed, (read, now, target)
         assert Invoice.objects.values().get(pk=invoice.pk) == before

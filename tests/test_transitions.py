@@ -11,7 +11,7 @@ import pytest
 from golomt_payments.gateway import TransactionResult, parse_transaction_result
 from golomt_payments.models import Invoice, Source, Status, StatusChange
 from golomt_payments.services import TRANSITIONS, Change, apply_result, expire
-from golomt_payments.services.payments import _transition
+from golomt_payments.services.payments import transition
 from tests.factories import InvoiceFactory
 from tests.helpers import SECRET, SignalRecorder, result_body, unpaid_body
 
@@ -42,7 +42,7 @@ def drive(invoice: Invoice, target: str) -> Change:
     if target == Status.EXPIRED:
         return expire(invoice, source=Source.RECONCILE)
     # new/pending are only ever set by start_payment, through the same door.
-    return _transition(invoice.pk, target, source=Source.API, known=invoice)
+    return transition(invoice.pk, target, source=Source.API, known=invoice)
 
 
 def test_the_table_is_the_documented_one() -> None:
@@ -130,7 +130,7 @@ def test_forbidden_transition_is_refused_under_the_lock_even_with_a_stale_copy(
     Invoice.objects.filter(pk=invoice.pk).update(status=Status.PAID)
 
     with django_capture_on_commit_callbacks(execute=True):
-        change = _transition(
+        change = transition(
             invoice.pk, Status.FAILED, source=Source.PUSH, known=stale if known else None
         )
         declined = apply_result(stale, bank_result(stale, error_code="300"), source=Source.PUSH)

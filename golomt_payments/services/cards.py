@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -43,7 +42,6 @@ from golomt_payments.models import (
     Language,
     Method,
     RegistrationStatus,
-    ReturnType,
     Source,
     Status,
 )
@@ -223,7 +221,7 @@ def pay_with_saved_card(
             reference=reference,
             metadata=metadata or {},
         )
-    payments._transition(invoice.pk, Status.PENDING, source=Source.API, known=invoice)
+    payments.transition(invoice.pk, Status.PENDING, source=Source.API, known=invoice)
     result: TransactionResult | None = None
     try:
         with bank.about(invoice.pk):
@@ -236,7 +234,7 @@ def pay_with_saved_card(
     except (BankRefused, Unauthorized) as exc:
         logger.warning("Token payment %s was turned away: %s", invoice.transaction_id, exc)
         description = exc.message if isinstance(exc, BankRefused) else None
-        payments._transition(
+        payments.transition(
             invoice.pk,
             Status.FAILED,
             source=Source.API,
@@ -302,9 +300,7 @@ def start_card_registration(
     settings = conf.get()
     settings.account(account)
     return_type = return_type or settings.return_type
-    # MOBILE: the bank opens the shop's app (a deeplink), which asks the shop's API.
-    if not callback_url.startswith(("https://", "http://")) and return_type != ReturnType.MOBILE:
-        raise ValueError("callback_url must be an absolute http(s) URL")
+    payments.check_callback(callback_url, return_type)
     registration = CardRegistration.objects.create(
         owner_id=owner.pk,
         account=account,
@@ -358,8 +354,7 @@ def finish_card_registration_if_due(registration: CardRegistration) -> CardToken
     a customer may reload, neither of which may make us hammer the bank."""
     if registration.status in FINISHED:
         return registration.card_token
-    interval = conf.get().status_check_interval_seconds
-    if not cache.add(f"golomt_payments:get-token-due:{registration.transaction_id}", 1, interval):
+    if not payments.bank_call_due("get-token", registration.transaction_id):
         return None
     return finish_card_registration(registration)
 

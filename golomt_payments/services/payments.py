@@ -105,7 +105,7 @@ def start_payment(
     settings.account(account)  # fail early on an unknown account name
     amount_text = format_amount(amount)
     return_type = ReturnType(return_type or settings.return_type)
-    _check_callback(callback_url, return_type)
+    check_callback(callback_url, return_type)
     method = Method(method)
     invoice = Invoice.objects.create(
         account=account,
@@ -132,11 +132,11 @@ def start_payment(
                 social_deeplink=method == Method.SOCIALPAY,
             )
     except BankRefused as exc:
-        _transition(
+        transition(
             invoice.pk, Status.FAILED, source=Source.API, description=exc.message or str(exc)
         )
         raise
-    _transition(
+    transition(
         invoice.pk,
         Status.PENDING,
         source=Source.API,
@@ -165,7 +165,7 @@ def is_app_link(value: str) -> bool:
     )
 
 
-def _check_callback(callback_url: str, return_type: str) -> None:
+def check_callback(callback_url: str, return_type: str) -> None:
     """Browsers come back to an absolute http(s) URL; with ``MOBILE`` the bank opens the app's
     deeplink (``myshop://payment-result``) instead, or an http(s) app link."""
     if callback_url.startswith(("https://", "http://")):
@@ -241,7 +241,7 @@ def apply_result(
         fields["card_bank"] = storable(result.bank)[:100]
     if target == Status.PAID:
         fields["paid_at"] = timezone.now()
-    return _transition(
+    return transition(
         invoice.pk,
         target,
         source=source,
@@ -285,6 +285,13 @@ def refresh(invoice: Invoice, *, source: str, message: BankMessage | None = None
     return replace(apply_result(invoice, result, source=source, message=message), result=result)
 
 
+def bank_call_due(purpose: str, transaction_id: str) -> bool:
+    """True at most once per ``STATUS_CHECK_INTERVAL_SECONDS`` for one ``purpose`` and one
+    transaction id, across every host sharing the cache."""
+    interval = conf.get().status_check_interval_seconds
+    return bool(cache.add(f"golomt_payments:{purpose}-due:{transaction_id}", 1, interval))
+
+
 def refresh_if_due(invoice: Invoice, *, source: str, message: BankMessage | None = None) -> Change:
     """Like :func:`refresh`, but asks the bank about one invoice at most once per
     ``STATUS_CHECK_INTERVAL_SECONDS`` (shared by all hosts through the cache).
@@ -292,15 +299,14 @@ def refresh_if_due(invoice: Invoice, *, source: str, message: BankMessage | None
     For the unauthenticated callers (the browser's redirect, the status page's polling): the
     transaction id is no secret, and nobody should be able to make us hammer the bank with it.
     """
-    interval = conf.get().status_check_interval_seconds
-    if not cache.add(f"golomt_payments:inquiry-due:{invoice.transaction_id}", 1, interval):
+    if not bank_call_due("inquiry", invoice.transaction_id):
         return Change(invoice, invoice.status, invoice.status, "asked the bank moments ago")
     return refresh(invoice, source=source, message=message)
 
 
 def expire(invoice: Invoice, *, source: str) -> Change:
     """Close an invoice the customer never paid before the page timer ran out."""
-    return _transition(invoice.pk, Status.EXPIRED, source=source, known=invoice)
+    return transition(invoice.pk, Status.EXPIRED, source=source, known=invoice)
 
 
 def flag_for_review(invoice: Invoice, reason: str) -> Change:
@@ -311,7 +317,7 @@ def flag_for_review(invoice: Invoice, reason: str) -> Change:
     return Change(invoice, invoice.status, invoice.status, reason)
 
 
-def _transition(
+def transition(
     invoice_pk: int,
     target: str,
     *,
