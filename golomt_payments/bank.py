@@ -39,6 +39,7 @@ _clients: dict[str, GolomtClient] = {}
 _sessions: list[requests.Session] = []
 _lock = threading.Lock()
 _invoice_id: ContextVar[int | None] = ContextVar("golomt_invoice_id", default=None)
+_held: ContextVar[HeldLog | None] = ContextVar("golomt_held_log", default=None)
 
 
 def client(account: str = conf.DEFAULT_ACCOUNT) -> GolomtClient:
@@ -103,6 +104,40 @@ def about(invoice_id: int | None) -> Iterator[None]:
         _invoice_id.reset(token)
 
 
+class HeldLog:
+    """Log rows of outbound calls, kept back to be written with the change they lead to.
+
+    A call's row is normally written at once, in its own commit. Inside :meth:`holding`, the
+    rows wait here instead, and the caller writes them (:meth:`write`) in the transaction that
+    applies the bank's answer: one commit instead of two. When the call fails, they are written
+    at once, as the block is left.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[BankMessage] = []
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[HeldLog]:
+        token = _held.set(self)
+        try:
+            yield self
+        except BaseException:
+            self.write()
+            raise
+        finally:
+            _held.reset(token)
+
+    def write(self) -> None:
+        """Write the rows held so far (none twice)."""
+        rows, self.rows = self.rows, []
+        if len(rows) == 1:
+            rows[0].save(force_insert=True)
+        elif rows:
+            BankMessage.objects.bulk_create(rows)
+
+
 def scrub_settlement_token(text: str, token: str) -> str:
     """The gateway redacts the settlement ``token`` from the request it reports; a bank that
     echoes it in an answer or an error must not get it into the log either."""
@@ -114,7 +149,7 @@ def _record(account: str, settlement_token: str = "") -> Callable[[Exchange], No
         return storable(scrub_settlement_token(text, settlement_token))
 
     def record(exchange: Exchange) -> None:
-        BankMessage.objects.create(
+        row = BankMessage(
             direction=Direction.OUTBOUND,
             kind=_KINDS.get(exchange.endpoint, MessageKind.INQUIRY),
             account=account,
@@ -128,5 +163,10 @@ def _record(account: str, settlement_token: str = "") -> Callable[[Exchange], No
             error=clean(exchange.error or ""),
             duration_ms=exchange.duration_ms,
         )
+        held = _held.get()
+        if held is None:
+            row.save(force_insert=True)
+        else:
+            held.rows.append(row)
 
     return record

@@ -204,7 +204,8 @@ def test_concurrent_duplicate_pushes_and_a_redirect_pay_once_and_are_all_answere
     )
     assert all_processed == 1
     assert redirects.count() == 1
-    assert len(fake_bank.calls("/api/inquiry")) >= THREADS
+    # Every push read before the payment was committed asks the bank; later ones need not.
+    assert 1 <= len(fake_bank.calls("/api/inquiry")) <= THREADS + 1
 
 
 def test_paid_wins_a_race_with_failed_and_is_never_followed_by_payment_failed(

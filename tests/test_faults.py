@@ -696,7 +696,7 @@ def test_banks_retry_of_a_push_whose_worker_was_killed_pays_once_and_the_later_r
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed_after_applying_a_push_but_before_recording_the_outcome_never_pays_twice(
+def test_worker_killed_while_recording_a_push_outcome_applies_nothing_until_the_replay(
     fake_bank: FakeBank, signal_log: SignalRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     invoice = InvoiceFactory()
@@ -706,8 +706,10 @@ def test_worker_killed_after_applying_a_push_but_before_recording_the_outcome_ne
         patch.setattr(inbound, "finish", die)
         send_push(Client(), push_body(invoice.transaction_id))
 
-    assert fresh(invoice).status == Status.PAID  # committed, and its signals were sent
-    assert signal_log.names() == PAID
+    # The outcome is written in the status change's transaction: both or neither.
+    assert fresh(invoice).status == Status.PENDING
+    assert not StatusChange.objects.filter(invoice=invoice).exists()
+    assert signal_log.names() == []
     [message] = pushes()
     assert message.outcome == Outcome.RECEIVED
     make_stuck(message)
@@ -716,7 +718,33 @@ def test_worker_killed_after_applying_a_push_but_before_recording_the_outcome_ne
 
     assert summary.messages_replayed == 1
     message.refresh_from_db()
-    assert (message.outcome, message.invoice_id) == (Outcome.UNCHANGED, invoice.pk)
+    assert (message.outcome, message.invoice_id) == (Outcome.PROCESSED, invoice.pk)
+    assert fresh(invoice).status == Status.PAID
+    assert StatusChange.objects.filter(invoice=invoice).count() == 1
+    assert signal_log.names() == PAID
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_after_applying_a_push_but_before_answering_never_pays_twice(
+    fake_bank: FakeBank, signal_log: SignalRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoice = InvoiceFactory()
+    Bank(fake_bank, None)
+    body = push_body(invoice.transaction_id)
+
+    with monkeypatch.context() as patch, pytest.raises(WorkerKilled):
+        patch.setattr(inbound, "PushReply", die)
+        send_push(Client(), body)
+
+    assert fresh(invoice).status == Status.PAID  # committed, and its signals were sent
+    assert signal_log.names() == PAID
+    [message] = pushes()
+    assert message.outcome == Outcome.PROCESSED
+
+    retry = send_push(Client(), body)  # the bank saw no answer and sends it again
+
+    assert retry.status_code == 200
+    assert services.reconcile().messages_replayed == 0
     assert StatusChange.objects.filter(invoice=invoice).count() == 1
     assert signal_log.names() == PAID
 

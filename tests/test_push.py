@@ -118,6 +118,36 @@ def test_duplicate_push_is_answered_200_without_a_second_signal_or_history_row(
     assert outcomes == [Outcome.PROCESSED, Outcome.UNCHANGED]
 
 
+def test_push_for_a_paid_invoice_is_not_confirmed_with_the_bank_again(
+    bank_sender: Client, fake_bank: FakeBank
+) -> None:
+    invoice = InvoiceFactory()
+    fake_bank.inquiry(error_code="000")
+    body = push_body(invoice.transaction_id)
+    send(bank_sender, body)
+
+    repeated = send(bank_sender, body)
+
+    assert repeated.status_code == 200
+    assert len(fake_bank.calls("/api/inquiry")) == 1
+    inquiries = BankMessage.objects.filter(direction=Direction.OUTBOUND, kind=MessageKind.INQUIRY)
+    assert inquiries.count() == 1
+
+
+def test_push_for_a_pending_invoice_is_confirmed_with_the_bank_every_time(
+    bank_sender: Client, fake_bank: FakeBank
+) -> None:
+    invoice = InvoiceFactory()
+    fake_bank.inquiry(error_code=None)  # the customer has not paid yet
+    body = push_body(invoice.transaction_id)
+
+    replies = [send(bank_sender, body) for _ in range(2)]
+
+    assert [reply.status_code for reply in replies] == [200, 200]
+    assert len(fake_bank.calls("/api/inquiry")) == 2
+    assert Invoice.objects.get(pk=invoice.pk).status == Status.PENDING
+
+
 def test_declined_push_confirmed_by_inquiry_fails_the_invoice(
     bank_sender: Client, fake_bank: FakeBank
 ) -> None:
@@ -600,13 +630,14 @@ def test_no_credential_is_stored_in_any_message_after_a_full_flow(
 
 
 # Measured on SQLite and PostgreSQL inside the test transaction. First delivery: INSERT the
-# raw push, SELECT the invoice, INSERT the outbound inquiry log, SAVEPOINT, SELECT ... FOR
-# UPDATE, UPDATE the invoice, INSERT the history row, RELEASE SAVEPOINT, UPDATE the push row.
-FIRST_DELIVERY_QUERIES = 9
-FIRST_DELIVERY_WITHOUT_INQUIRY_QUERIES = 8
-# A duplicate: INSERT the raw push, SELECT the invoice, INSERT the inquiry log, UPDATE the push
-# row; no lock is taken because the unlocked copy already shows nothing would change.
-DUPLICATE_QUERIES = 4
+# raw push, SELECT the invoice, then SAVEPOINT (BEGIN in a server), the conditional UPDATE of
+# the invoice (it takes the row lock), INSERT the history row, INSERT the inquiry's log row,
+# UPDATE the push row with its outcome, RELEASE (COMMIT): two commits in all.
+FIRST_DELIVERY_QUERIES = 8
+FIRST_DELIVERY_WITHOUT_INQUIRY_QUERIES = 7
+# A duplicate of a paid invoice: INSERT the raw push, SELECT the invoice, UPDATE the push row;
+# no lock, and no inquiry: paid is final.
+DUPLICATE_QUERIES = 3
 
 
 def test_push_first_delivery_stays_within_its_query_budget(

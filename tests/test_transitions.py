@@ -141,6 +141,26 @@ def test_forbidden_transition_is_refused_under_the_lock_even_with_a_stale_copy(
     assert signal_log.received == []
 
 
+def test_a_stale_copy_that_may_still_move_is_decided_again_from_the_row_under_its_lock(
+    signal_log: SignalRecorder, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The conditional update misses (another request failed the invoice after this copy was
+    read); the row is then read under its lock and the payment applied from what it says."""
+    invoice = InvoiceFactory(status=Status.PENDING)
+    stale = Invoice.objects.get(pk=invoice.pk)
+    Invoice.objects.filter(pk=invoice.pk).update(status=Status.FAILED)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        change = apply_result(stale, bank_result(stale), source=Source.PUSH)
+
+    assert (change.old_status, change.new_status) == (Status.FAILED, Status.PAID)
+    assert stale.status == Status.PAID
+    assert Invoice.objects.get(pk=invoice.pk).status == Status.PAID
+    history = StatusChange.objects.get()
+    assert (history.from_status, history.to_status) == (Status.FAILED, Status.PAID)
+    assert [name for name in signal_log.names()] == ["invoice_status_changed", "payment_succeeded"]
+
+
 @pytest.mark.parametrize(
     "make_result",
     [

@@ -2,7 +2,9 @@
 card-saving page) and the push notification.
 
 Each is written raw to the message log first (its own autocommit INSERT, so it survives
-whatever happens next), then processed, and the outcome is written back to the same row.
+whatever happens next), then processed, and the outcome is written back to the same row: in
+the transaction of the status change it led to, with the log row of the inquiry that
+confirmed it, so a change and its record commit together (two commits per message in all).
 Neither is trusted on its own word: the redirect is only a hint to ask the bank, the push must
 carry a valid checksum and is, by default, confirmed by an inquiry too.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,23 +117,39 @@ def finish(
     registration: CardRegistration | None = None,
 ) -> None:
     """Write a processing outcome back to its log row in one UPDATE."""
-    message.outcome = outcome
-    message.error = storable(error[:2000])
-    message.processed_at = timezone.now()
-    fields = ["outcome", "error", "processed_at"]
+    values: dict[str, Any] = {
+        "outcome": outcome,
+        "error": storable(error[:2000]),
+        "processed_at": timezone.now(),
+    }
     if invoice is not None:
-        message.invoice = invoice
-        message.account = invoice.account
-        message.transaction_id = invoice.transaction_id
-        fields += ["invoice", "account", "transaction_id"]
+        values.update(
+            invoice=invoice, account=invoice.account, transaction_id=invoice.transaction_id
+        )
     elif registration is not None:
-        message.account = registration.account
-        message.transaction_id = registration.transaction_id
-        fields += ["account", "transaction_id"]
+        values.update(account=registration.account, transaction_id=registration.transaction_id)
     if checksum_valid is not None:
-        message.checksum_valid = checksum_valid
-        fields.append("checksum_valid")
-    message.save(update_fields=fields)
+        values["checksum_valid"] = checksum_valid
+    BankMessage.objects.filter(pk=message.pk).update(**values)
+    for name, value in values.items():
+        setattr(message, name, value)
+
+
+def finisher(
+    message: BankMessage, *, invoice: Invoice, checksum_valid: bool | None = None
+) -> Callable[[Change], None]:
+    """Writes the outcome of a status change back to ``message``, in the change's transaction."""
+
+    def record(change: Change) -> None:
+        finish(
+            message,
+            _changed(change),
+            error=change.reason,
+            invoice=invoice,
+            checksum_valid=checksum_valid,
+        )
+
+    return record
 
 
 def _changed(change: Change) -> str:
@@ -167,12 +185,16 @@ def receive_redirect(
         finish(message, Outcome.UNCHANGED, error="already paid", invoice=invoice)
         return RedirectResult(invoice, Change(invoice, invoice.status, invoice.status))
     try:
-        change = refresh_if_due(invoice, source=Source.REDIRECT, message=message)
+        change = refresh_if_due(
+            invoice,
+            source=Source.REDIRECT,
+            message=message,
+            record=finisher(message, invoice=invoice),
+        )
     except GolomtError as exc:
         logger.warning("Inquiry for redirect of %s failed: %s", transaction_id, exc)
         finish(message, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}", invoice=invoice)
         return RedirectResult(invoice, bank_unreachable=True)
-    finish(message, _changed(change), error=change.reason, invoice=change.invoice)
     return RedirectResult(change.invoice, change)
 
 
@@ -291,11 +313,19 @@ def process_push(message: BankMessage) -> PushReply:
     if problem:
         flag_for_review(invoice, problem)
         return _reject(message, 400, problem, invoice, checksum_valid=True)
+    if invoice.status == Status.PAID:  # final: a repeated push needs no inquiry
+        finish(
+            message, Outcome.UNCHANGED, error="already paid", invoice=invoice, checksum_valid=True
+        )
+        return PushReply(200, "already paid", message)
+    record = finisher(message, invoice=invoice, checksum_valid=True)
     try:
         if settings.confirm_push_with_inquiry:
-            change = refresh(invoice, source=Source.PUSH, message=message)
+            change = refresh(invoice, source=Source.PUSH, message=message, record=record)
         else:
-            change = apply_result(invoice, result, source=Source.PUSH, message=message)
+            change = apply_result(
+                invoice, result, source=Source.PUSH, message=message, record=record
+            )
     except GolomtError as exc:
         logger.warning("Could not confirm push for %s: %s", invoice.transaction_id, exc)
         finish(
@@ -306,7 +336,6 @@ def process_push(message: BankMessage) -> PushReply:
             checksum_valid=True,
         )
         return PushReply(503, "bank could not be reached to confirm; retry later", message)
-    finish(message, _changed(change), error=change.reason, invoice=invoice, checksum_valid=True)
     return PushReply(200, "processed" if change.changed else change.reason, message)
 
 

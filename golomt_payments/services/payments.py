@@ -8,7 +8,9 @@ asked *before* the lock is taken, never while it is held.
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -212,24 +214,39 @@ def target_status(result: TransactionResult) -> str | None:
     return Status.FAILED
 
 
+#: Called once with what applying a bank result did: inside the status change's transaction
+#: when there is one, alone otherwise. The inbound services write a message's outcome with it.
+Record = Callable[["Change"], None]
+
+
+def _recorded(change: Change, record: Record | None) -> Change:
+    if record is not None:
+        record(change)
+    return change
+
+
 def apply_result(
     invoice: Invoice,
     result: TransactionResult,
     *,
     source: str,
     message: BankMessage | None = None,
+    record: Record | None = None,
 ) -> Change:
     """Apply a verified bank result to ``invoice``; the one door to a status change.
 
     The result must be about this invoice and, to mark it paid, carry the invoice's amount; a
-    mismatch flags the invoice for a human and changes nothing.
+    mismatch flags the invoice for a human and changes nothing. ``record`` is called once with
+    the outcome (see :data:`Record`).
     """
     problem = mismatch(invoice, result)
     if problem:
-        return flag_for_review(invoice, problem)
+        return _recorded(flag_for_review(invoice, problem), record)
     target = target_status(result)
     if target is None:
-        return Change(invoice, invoice.status, invoice.status, "bank has no result yet")
+        return _recorded(
+            Change(invoice, invoice.status, invoice.status, "bank has no result yet"), record
+        )
     # The bank's texts are outside its checksum: make them fit the columns, NUL included.
     fields: dict[str, Any] = {
         "bank_code": storable(result.error_code or "")[:10],
@@ -250,6 +267,7 @@ def apply_result(
         message=message,
         known=invoice,
         result=result,
+        record=record,
     )
 
 
@@ -270,19 +288,37 @@ def inquire(invoice: Invoice) -> TransactionResult | None:
         return None
 
 
-def refresh(invoice: Invoice, *, source: str, message: BankMessage | None = None) -> Change:
+def refresh(
+    invoice: Invoice,
+    *,
+    source: str,
+    message: BankMessage | None = None,
+    record: Record | None = None,
+) -> Change:
     """Ask the bank about ``invoice`` and apply the answer.
 
-    Raises the gateway's errors when the bank cannot be reached or answers badly; the invoice
-    is then unchanged. An id the bank does not know changes nothing here; the change says
-    ``unknown_to_bank`` and the reconciler decides when such an invoice has expired.
+    The inquiry's log row is written with the status change, in its transaction (alone when
+    nothing changes; at once when the call fails). Raises the gateway's errors when the bank
+    cannot be reached or answers badly; the invoice is then unchanged. An id the bank does not
+    know changes nothing here; the change says ``unknown_to_bank`` and the reconciler decides
+    when such an invoice has expired.
     """
-    result = inquire(invoice)
+    held = bank.HeldLog()
+    with held.holding():
+        result = inquire(invoice)
+
+    def write(change: Change) -> None:
+        held.write()
+        if record is not None:
+            record(change)
+
     if result is None:
-        return Change(
+        unknown = Change(
             invoice, invoice.status, invoice.status, "unknown to the bank", unknown_to_bank=True
         )
-    return replace(apply_result(invoice, result, source=source, message=message), result=result)
+        return _recorded(unknown, write)
+    change = apply_result(invoice, result, source=source, message=message, record=write)
+    return replace(change, result=result)
 
 
 def bank_call_due(purpose: str, transaction_id: str) -> bool:
@@ -292,7 +328,13 @@ def bank_call_due(purpose: str, transaction_id: str) -> bool:
     return bool(cache.add(f"golomt_payments:{purpose}-due:{transaction_id}", 1, interval))
 
 
-def refresh_if_due(invoice: Invoice, *, source: str, message: BankMessage | None = None) -> Change:
+def refresh_if_due(
+    invoice: Invoice,
+    *,
+    source: str,
+    message: BankMessage | None = None,
+    record: Record | None = None,
+) -> Change:
     """Like :func:`refresh`, but asks the bank about one invoice at most once per
     ``STATUS_CHECK_INTERVAL_SECONDS`` (shared by all hosts through the cache).
 
@@ -300,8 +342,9 @@ def refresh_if_due(invoice: Invoice, *, source: str, message: BankMessage | None
     transaction id is no secret, and nobody should be able to make us hammer the bank with it.
     """
     if not bank_call_due("inquiry", invoice.transaction_id):
-        return Change(invoice, invoice.status, invoice.status, "asked the bank moments ago")
-    return refresh(invoice, source=source, message=message)
+        throttled = Change(invoice, invoice.status, invoice.status, "asked the bank moments ago")
+        return _recorded(throttled, record)
+    return refresh(invoice, source=source, message=message, record=record)
 
 
 def expire(invoice: Invoice, *, source: str) -> Change:
@@ -328,33 +371,39 @@ def transition(
     message: BankMessage | None = None,
     known: Invoice | None = None,
     result: TransactionResult | None = None,
+    record: Record | None = None,
 ) -> Change:
-    """Lock the row, move it to ``target`` if the table allows, record it, signal after commit.
+    """Move the invoice to ``target`` if the table allows, record it, signal after commit.
 
-    ``known`` is an unlocked copy the caller already read: when it shows the move is not
-    allowed (the common duplicate), no lock is taken at all. The decision is made again under
-    the lock, where it counts. ``result`` is the bank's word that asked for a payment: its
-    card token, if any, is kept under the same lock (see :func:`cards.on_paid`), so a
-    repeated result never saves a card twice.
+    ``known`` is an unlocked copy the caller already read. When it shows the move is not
+    allowed (the common duplicate), nothing is locked or written. Otherwise the move is one
+    conditional ``UPDATE … WHERE status = <the status read>``, which takes the row lock and
+    succeeds only if nobody moved the invoice in between; if somebody did, the row is read
+    again under ``SELECT … FOR UPDATE`` and the decision made again there. Either way the
+    decision is made under the row lock, where it counts. Without ``known`` the row is locked
+    and read first.
+
+    ``result`` is the bank's word that asked for a payment: its card token, if any, is kept
+    under the same lock (see :func:`cards.on_paid`), so a repeated result never saves a card
+    twice. ``record`` is called once with the outcome (see :data:`Record`).
     """
     if known is not None and not can_transition(known.status, target):
-        return Change(known, known.status, known.status, "no change")
+        return _recorded(Change(known, known.status, known.status, "no change"), record)
+    values: dict[str, Any] = {"status": target, "updated_at": timezone.now(), **(fields or {})}
+    if description is not None:
+        values["bank_description"] = description[:255]
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_pk)
-        old = invoice.status
-        if not can_transition(old, target):
-            return Change(invoice, old, old, "no change")
-        invoice.status = target
-        changed = ["status", "updated_at"]
-        for name, value in (fields or {}).items():
-            setattr(invoice, name, value)
-            changed.append(name)
-        if description is not None:
-            invoice.bank_description = description[:255]
-            changed.append("bank_description")
+        moved = _move(invoice_pk, target, values, known)
+        if isinstance(moved, Change):
+            return _recorded(moved, record)
+        invoice, old = moved
         if target == Status.PAID:
-            changed += cards.on_paid(invoice, result)
-        invoice.save(update_fields=changed)
+            card_fields = cards.on_paid(invoice, result)
+            if card_fields:
+                Invoice.objects.filter(pk=invoice_pk).update(
+                    **{name: getattr(invoice, name) for name in card_fields}
+                )
+                values.update({name: getattr(invoice, name) for name in card_fields})
         StatusChange.objects.create(
             invoice=invoice,
             from_status=old,
@@ -363,11 +412,37 @@ def transition(
             bank_code=bank_code[:10],
             message=message,
         )
+        change = _recorded(Change(invoice, old, target), record)
         transaction.on_commit(partial(_send_signals, invoice, old, target, source))
     if known is not None:
-        for name in changed:
+        for name in values:
             setattr(known, name, getattr(invoice, name))
-    return Change(invoice, old, target)
+    return change
+
+
+def _move(
+    invoice_pk: int, target: str, values: dict[str, Any], known: Invoice | None
+) -> tuple[Invoice, str] | Change:
+    """Write ``values`` if the invoice may move to ``target``; inside the caller's transaction.
+
+    Returns the moved invoice and its old status, or the unchanged outcome when the row, read
+    under its lock, may not move.
+    """
+    if known is not None:
+        claimed = Invoice.objects.filter(pk=invoice_pk, status=known.status).update(**values)
+        if claimed:
+            invoice = copy.copy(known)
+            for name, value in values.items():
+                setattr(invoice, name, value)
+            return invoice, known.status
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_pk)
+    old = invoice.status
+    if not can_transition(old, target):
+        return Change(invoice, old, old, "no change")
+    for name, value in values.items():
+        setattr(invoice, name, value)
+    invoice.save(update_fields=list(values))
+    return invoice, old
 
 
 _OUTCOME_SIGNALS: dict[str, Signal] = {
