@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,11 +75,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def pages(count: int) -> list[tuple[str, str]]:
+    from urllib.parse import urlencode
+
     from django.utils import timezone
 
     now = timezone.localtime()
     last = f"A{count // 2:014d}"
     deep = max(1, min(1000, count // 50))  # 50 a page
+    # The "created" filter's own "This month" link: aware datetimes, as Django writes them.
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    this_month = urlencode({"created_at__gte": str(month_start), "created_at__lt": str(next_month)})
     return [
         ("plain list", ""),
         ("page 2", "?p=2"),
@@ -86,7 +93,7 @@ def pages(count: int) -> list[tuple[str, str]]:
         ("status=paid", "?status__exact=paid"),
         ("method=socialpay", "?method__exact=socialpay"),
         ("needs review", "?needs_review__exact=1"),
-        ("account=second", "?account__exact=second"),
+        ("account=second", "?account=second"),
         ("created: past 7 days", f"?created_at__gte={now.date().isoformat()}"),
         ("search transaction id", f"?q={last}"),
         ("search reference", f"?q=order-{count // 2}"),
@@ -98,6 +105,9 @@ def pages(count: int) -> list[tuple[str, str]]:
             f"?created_at__year={now.year}&created_at__month={now.month}"
             f"&created_at__day={now.day}&status__exact=paid",
         ),
+        ("created: this month", f"?{this_month}"),
+        ("search reference prefix", f"?q=order-{count // 20}"),  # 11 references at 1,000,000
+        ("review + paid (no rows)", "?needs_review__exact=1&status__exact=paid"),
     ]
 
 
@@ -109,19 +119,26 @@ def main(argv: list[str] | None = None) -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from django.test.utils import CaptureQueriesContext, override_settings, setup_test_environment
 
     from golomt_payments.models import Invoice
 
-    # The admin's own "Past 7 days" link carries a plain date, as here: Django warns about it.
+    # The "created: past 7 days" page passes a plain date, and Django warns about it.
     warnings.filterwarnings(
         "ignore", message=".*received a naive datetime", category=RuntimeWarning
     )
     setup_test_environment()  # the test client's response.context, ALLOWED_HOSTS testserver
+    # The rows carry two merchant accounts: configure both, as a shop issuing them would.
+    account_keys = {"BEARER_TOKEN", "SECRET", "BASE_URL", "MERCHANT_ID", "SETTLEMENT_TOKEN"}
+    account = {k: v for k, v in settings.GOLOMT_PAYMENTS.items() if k in account_keys}
+    golomt = {k: v for k, v in settings.GOLOMT_PAYMENTS.items() if k not in account_keys}
+    golomt["ACCOUNTS"] = {"default": account, "second": account}
+    override_settings(GOLOMT_PAYMENTS=golomt).enable()
     call_command("migrate", verbosity=0, interactive=False)
     count = Invoice.objects.count() if args.reuse else args.invoices
     if not args.reuse:

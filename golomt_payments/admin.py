@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import lookup_spawns_duplicates
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import QuerySet
+from django.core.paginator import Paginator
+from django.db import connections, models, transaction
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from golomt_payments import services
+from golomt_payments import conf, services
 from golomt_payments.gateway import GolomtError
 from golomt_payments.models import (
     BankMessage,
@@ -33,13 +42,19 @@ from golomt_payments.models import (
 )
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
+    from django.contrib.admin.filters import _ListFilterChoices
+
     _HistoryInline = admin.TabularInline[StatusChange, Invoice]
     _MessageInline = admin.TabularInline[BankMessage, Invoice]
     _InvoiceAdmin = admin.ModelAdmin[Invoice]
     _MessageAdmin = admin.ModelAdmin[BankMessage]
+    _LargeListBase = admin.ModelAdmin[Any]
+    _Paginator = Paginator[Any]
 else:
     _HistoryInline = _MessageInline = admin.TabularInline
     _InvoiceAdmin = _MessageAdmin = admin.ModelAdmin
+    _LargeListBase = object
+    _Paginator = Paginator
 
 _TOKEN_VALUE = re.compile(r'("token"\s*:\s*")([^"]*)(")')
 
@@ -83,6 +98,273 @@ _INVOICE_BANK_FIELDS = (
 )
 
 
+# --- lists of many rows ----------------------------------------------------------------------
+#
+# The invoice and message tables grow by the million. Django's defaults read every row on each
+# list page: the date hierarchy groups them (SELECT DISTINCT DATE_TRUNC …), a plain list filter
+# collects its values (SELECT DISTINCT account), a "=field" search compares UPPER(field), which
+# no index serves, and the paginator counts them all. What follows keeps each page to index
+# lookups, whatever the table's size.
+
+#: An unfiltered list of a PostgreSQL table holding more rows than this shows the planner's
+#: estimate of its size rather than counting every row.
+ESTIMATE_COUNT_ABOVE = 100_000
+
+# The planner's own estimate: rows per page at the last VACUUM/ANALYZE times the pages now.
+_ESTIMATE_SQL = """
+SELECT CASE WHEN c.reltuples < 0 OR c.relpages = 0 THEN NULL
+            ELSE c.reltuples / c.relpages
+                 * (pg_relation_size(c.oid) / current_setting('block_size')::int) END
+FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+
+
+def estimated_row_count(queryset: QuerySet[Any]) -> int | None:
+    """PostgreSQL's estimate of the rows of an unfiltered queryset, None where there is none:
+    another database, a filtered, distinct, grouped or sliced queryset, a never analyzed table."""
+    connection = connections[queryset.db]
+    query = queryset.query
+    if (
+        connection.vendor != "postgresql"
+        or query.where
+        or query.distinct
+        or query.combinator
+        or query.group_by is not None
+        or query.is_sliced
+    ):
+        return None
+    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(_ESTIMATE_SQL, [table])
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+class EstimatedCountPaginator(_Paginator):
+    """Exact counts, except for the unfiltered list of a large PostgreSQL table.
+
+    There COUNT(*) reads the whole table (tens of milliseconds a million rows) for a number that
+    only sizes the page links; the planner's estimate does. Any filter or search, and every other
+    database, gets the exact count. ``count_is_estimate`` tells the template to say so.
+    """
+
+    count_is_estimate = False
+
+    @cached_property
+    def count(self) -> int:
+        if isinstance(self.object_list, QuerySet):
+            estimate = estimated_row_count(self.object_list)
+            if estimate is not None and estimate > ESTIMATE_COUNT_ABOVE:
+                self.count_is_estimate = True
+                return estimate
+        return super().count
+
+
+def _local_date(value: datetime.date | datetime.datetime) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return (timezone.localtime(value) if timezone.is_aware(value) else value).date()
+    return value
+
+
+def _int_param(value: Any) -> int | None:
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def bounded_date_hierarchy(cl: ChangeList) -> dict[str, Any]:
+    """The date hierarchy's links, from the first and last date of the whole table.
+
+    Django's hierarchy lists the years, months or days that hold a row of the current result:
+    a DISTINCT over every row, or a MIN/MAX over the filtered rows that reads the whole index when
+    few match. Here one MIN/MAX over the unfiltered table (two index lookups) bounds the links:
+    every year, month or day between the first and the last row, drilling in as Django does
+    when they all fall in one year or month. A period in between may hold no row of the result.
+    The returned dict is the context of ``admin/date_hierarchy.html``.
+    """
+    field_name = cl.date_hierarchy
+    year_field, month_field, day_field = (
+        f"{field_name}__{part}" for part in ("year", "month", "day")
+    )
+    field_generic = f"{field_name}__"
+    year = _int_param(cl.params.get(year_field))
+    month = _int_param(cl.params.get(month_field))
+    day = _int_param(cl.params.get(day_field))
+    opts = cl.model._meta
+    shown: dict[str, Any] = {
+        "show": True,
+        "back": None,
+        "choices": [],
+        "templates": [
+            f"admin/{opts.app_label}/{opts.model_name}/date_hierarchy.html",
+            f"admin/{opts.app_label}/date_hierarchy.html",
+            "admin/date_hierarchy.html",
+        ],
+    }
+
+    def link(filters: dict[str, int]) -> str:
+        return cl.get_query_string(filters, [field_generic])
+
+    if year and month and day:
+        try:
+            shown_day = datetime.date(year, month, day)
+        except ValueError:
+            return shown
+        shown["back"] = {
+            "link": link({year_field: year, month_field: month}),
+            "title": capfirst(formats.date_format(shown_day, "YEAR_MONTH_FORMAT")),
+        }
+        shown["choices"] = [{"title": capfirst(formats.date_format(shown_day, "MONTH_DAY_FORMAT"))}]
+        return shown
+
+    span = cl.root_queryset.aggregate(first=Min(field_name), last=Max(field_name))
+    if span["first"] is None or span["last"] is None:
+        return shown
+    first, last = _local_date(span["first"]), _local_date(span["last"])
+    if not (year or month or day) and first.year == last.year:
+        year = first.year
+        if first.month == last.month:
+            month = first.month
+
+    if year and month:
+        try:
+            start = datetime.date(year, month, 1)
+        except ValueError:
+            return shown
+        end = (start + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
+        shown["back"] = {"link": link({year_field: year}), "title": str(year)}
+        shown["choices"] = [
+            {
+                "link": link({year_field: year, month_field: month, day_field: d.day}),
+                "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT")),
+            }
+            for d in (
+                max(start, first) + datetime.timedelta(days=n)
+                for n in range((min(end, last) - max(start, first)).days + 1)
+            )
+        ]
+    elif year:
+        low = first.month if year == first.year else 1
+        high = last.month if year == last.year else 12
+        months = range(low, high + 1) if first.year <= year <= last.year else range(0)
+        shown["back"] = {"link": link({}), "title": gettext("All dates")}
+        shown["choices"] = [
+            {
+                "link": link({year_field: year, month_field: m}),
+                "title": capfirst(
+                    formats.date_format(datetime.date(year, m, 1), "YEAR_MONTH_FORMAT")
+                ),
+            }
+            for m in months
+        ]
+    else:
+        shown["choices"] = [
+            {"link": link({year_field: y}), "title": str(y)}
+            for y in range(first.year, last.year + 1)
+        ]
+    return shown
+
+
+class LargeTableChangeList(ChangeList):
+    """The changelist of :class:`LargeListAdmin`; its template draws the bounded hierarchy."""
+
+    @cached_property
+    def bounded_date_hierarchy(self) -> dict[str, Any] | None:
+        return bounded_date_hierarchy(self) if self.date_hierarchy else None
+
+
+class AccountListFilter(admin.FieldListFilter):
+    """The merchant accounts of ``GOLOMT_PAYMENTS``, rather than a SELECT DISTINCT of every row.
+
+    An account no longer configured still filters by its link (``?account=old``) and is then
+    listed too. With a single account and none chosen there is nothing to choose: hidden.
+    """
+
+    def __init__(
+        self,
+        field: Any,
+        request: HttpRequest,
+        params: dict[str, list[str]],
+        model: type[models.Model],
+        model_admin: Any,
+        field_path: str,
+    ) -> None:
+        self.lookup_kwarg = field_path
+        self.lookup_val: list[str] | None = params.get(field_path)
+        super().__init__(field, request, params, model, model_admin, field_path)
+        configured = list(conf.get().accounts)
+        chosen = [value for value in self.lookup_val or () if value not in configured]
+        self.lookup_choices = configured + list(dict.fromkeys(chosen))
+
+    def expected_parameters(self) -> list[str | None]:
+        return [self.lookup_kwarg]
+
+    def has_output(self) -> bool:
+        return len(self.lookup_choices) > 1 or bool(self.lookup_val)
+
+    def get_facet_counts(self, pk_attname: str, filtered_qs: QuerySet[Any]) -> dict[str, Count]:
+        return {
+            f"{i}__c": Count(pk_attname, filter=Q((self.lookup_kwarg, value)))
+            for i, value in enumerate(self.lookup_choices)
+        }
+
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
+        counts = self.get_facet_queryset(changelist) if changelist.add_facets else None
+        yield {
+            "selected": not self.lookup_val,
+            "query_string": changelist.get_query_string(remove=[self.lookup_kwarg]),
+            "display": _("All"),
+        }
+        for i, value in enumerate(self.lookup_choices):
+            yield {
+                "selected": bool(self.lookup_val) and value in (self.lookup_val or ()),
+                "query_string": changelist.get_query_string({self.lookup_kwarg: value}),
+                "display": f"{value} ({counts[f'{i}__c']})" if counts is not None else value,
+            }
+
+
+class LargeListAdmin(_LargeListBase):
+    """List pages that stay index lookups on tables of millions of rows.
+
+    - The date hierarchy's links come from the table's first and last date
+      (:func:`bounded_date_hierarchy`), not from grouping every row.
+    - The unfiltered list on PostgreSQL shows the estimated row count
+      (:class:`EstimatedCountPaginator`); filtered lists count exactly.
+    - With every search field written ``=field`` or ``^field``, the search term (trimmed, taken
+      whole) matches ``=`` fields exactly, capital and small letters as written, with the
+      field's own index; and ``^`` fields from their beginning, as typed, all in capitals or all
+      in small letters, with the ``varchar_pattern_ops`` index Django gives an indexed
+      CharField on PostgreSQL. Any other search field gets Django's search.
+    """
+
+    paginator = EstimatedCountPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LargeTableChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        fields = self.get_search_fields(request)
+        term = search_term.strip()
+        if not term or not fields or any(field[:1] not in ("=", "^") for field in fields):
+            return super().get_search_results(request, queryset, search_term)
+        condition = Q()
+        duplicates = False
+        for field in fields:
+            lookup = field[1:]
+            if field[0] == "=":
+                condition |= Q((lookup, term))
+            else:
+                for variant in dict.fromkeys((term, term.upper(), term.lower())):
+                    condition |= Q((f"{lookup}__startswith", variant))
+            duplicates = duplicates or lookup_spawns_duplicates(self.opts, lookup)
+        return queryset.filter(condition), duplicates
+
+
 class StatusChangeInline(_HistoryInline):
     model = StatusChange
     extra = 0
@@ -117,7 +399,7 @@ class BankMessageInline(_MessageInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(_InvoiceAdmin):
+class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
     list_display = (
         "transaction_id",
         "reference",
@@ -129,8 +411,18 @@ class InvoiceAdmin(_InvoiceAdmin):
         "created_at",
         "paid_at",
     )
-    list_filter = ("status", "method", "needs_review", "account", "created_at")
-    search_fields = ("=transaction_id", "=bank_invoice", "reference")
+    list_filter = (
+        "status",
+        "method",
+        "needs_review",
+        ("account", AccountListFilter),
+        "created_at",
+    )
+    search_fields = ("=transaction_id", "=bank_invoice", "^reference")
+    search_help_text = _(
+        "A whole transaction ID or bank invoice ID, capital and small letters as written; "
+        "or the beginning of a shop reference, as typed, in capitals or in small letters."
+    )
     date_hierarchy = "created_at"
     show_full_result_count = False
     list_per_page = 50
@@ -252,7 +544,7 @@ class InvoiceAdmin(_InvoiceAdmin):
 
 
 @admin.register(BankMessage)
-class BankMessageAdmin(_MessageAdmin):
+class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
     list_display = (
         "created_at",
         "direction",
@@ -265,6 +557,7 @@ class BankMessageAdmin(_MessageAdmin):
     )
     list_filter = ("direction", "kind", "outcome", "checksum_valid", "created_at")
     search_fields = ("=transaction_id",)
+    search_help_text = _("A whole transaction ID, capital and small letters as written.")
     date_hierarchy = "created_at"
     show_full_result_count = False
     list_select_related = False
@@ -304,7 +597,7 @@ else:
 
 
 @admin.register(CardToken)
-class CardTokenAdmin(_CardAdmin):
+class CardTokenAdmin(LargeListAdmin, _CardAdmin):
     """Customers' saved cards, read only: the token can charge the card, so staff see only its
     last four characters. Removing goes through the service, which signals ``card_removed``."""
 
@@ -317,7 +610,7 @@ class CardTokenAdmin(_CardAdmin):
         "created_at",
         "last_used_at",
     )
-    list_filter = ("is_active", "account", "created_at")
+    list_filter = ("is_active", ("account", AccountListFilter), "created_at")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -358,13 +651,16 @@ class CardTokenAdmin(_CardAdmin):
 
 
 @admin.register(CardRegistration)
-class CardRegistrationAdmin(_RegistrationAdmin):
+class CardRegistrationAdmin(LargeListAdmin, _RegistrationAdmin):
     """Adding a card without buying, as the bank answered: read only."""
 
     list_display = ("transaction_id", "owner", "status", "card_token", "created_at")
-    list_filter = ("status", "account", "created_at")
+    list_filter = ("status", ("account", AccountListFilter), "created_at")
     list_select_related = ("owner", "card_token")
     search_fields = ("=transaction_id", "=bank_invoice")
+    search_help_text = _(
+        "A whole transaction ID or bank invoice ID, capital and small letters as written."
+    )
     date_hierarchy = "created_at"
     show_full_result_count = False
 
@@ -391,7 +687,7 @@ else:
 
 
 @admin.register(SettledTransaction)
-class SettledTransactionAdmin(_SettledAdmin):
+class SettledTransactionAdmin(LargeListAdmin, _SettledAdmin):
     """The bank's settlement report as fetched: read only."""
 
     list_display = (
@@ -406,8 +702,11 @@ class SettledTransactionAdmin(_SettledAdmin):
         "account",
         "fetched_at",
     )
-    list_filter = ("settled_on", "resp_code", "account")
+    list_filter = ("settled_on", "resp_code", ("account", AccountListFilter))
     search_fields = ("=merchant_invoice", "=sys_reference")
+    search_help_text = _(
+        "A whole merchant invoice (transaction ID) or RRN, capital and small letters as written."
+    )
     date_hierarchy = "settled_on"
     show_full_result_count = False
     list_per_page = 100
@@ -494,7 +793,7 @@ def mismatches_csv(queryset: QuerySet[SettlementMismatch]) -> HttpResponse:
 
 
 @admin.register(SettlementMismatch)
-class SettlementMismatchAdmin(_MismatchAdmin):
+class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
     """Differences between the invoices paid here and the bank's settlement report.
 
     Staff who may view them may export them; staff who may change them may mark them resolved
@@ -511,12 +810,16 @@ class SettlementMismatchAdmin(_MismatchAdmin):
         "settled_amount",
         "resolved",
     )
-    list_filter = ("kind", "resolved", "day", "account")
+    list_filter = ("kind", "resolved", "day", ("account", AccountListFilter))
     search_fields = (
         "=invoice__transaction_id",
         "=settled__merchant_invoice",
         "=settled__sys_reference",
-        "invoice__reference",
+        "^invoice__reference",
+    )
+    search_help_text = _(
+        "A whole transaction ID or RRN, capital and small letters as written; or the beginning "
+        "of a shop reference, as typed, in capitals or in small letters."
     )
     date_hierarchy = "day"
     list_select_related = ("invoice", "settled")

@@ -148,6 +148,13 @@ class Invoice(models.Model):
             models.Index(fields=["status", "-created_at"], name="golomt_inv_status_created"),
             models.Index(fields=["method", "-created_at"], name="golomt_inv_method_created"),
             models.Index(fields=["-created_at"], name="golomt_inv_created"),
+            # The admin's account filter and its exact count; the few needing review, newest first.
+            models.Index(fields=["account", "-created_at"], name="golomt_inv_account_created"),
+            models.Index(
+                fields=["-created_at"],
+                condition=models.Q(needs_review=True),
+                name="golomt_inv_review",
+            ),
             # The reconciler walks the open invoices in id order; they are few among many.
             models.Index(
                 fields=["id"],
