@@ -1,12 +1,15 @@
-"""``{% golomt_checkout_form amount=order.total reference=order.number save_card=True %}``."""
+"""``{% golomt_checkout_form amount=order.total reference=order.number save_card=True %}``,
+and ``{{ invoice.amount|golomt_amount }}``."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.utils import numberformat
+from django.utils.formats import get_format
 
 from golomt_payments.checkout import sign_checkout
 from golomt_payments.services import active_cards
@@ -49,3 +52,29 @@ def golomt_checkout_payload(
 ) -> str:
     """Just the signed payload, for shops that write their own form."""
     return sign_checkout(amount=amount, reference=reference, account=account)
+
+
+@register.filter
+def golomt_amount(value: Decimal | int | str | None) -> str:
+    """An amount of tögrög as customers read it: digits grouped in threes, cents only when
+    there are any (``1,250,000``, ``9,800.50``), with the page language's separators.
+
+    Django's ``floatformat:"g"`` groups only where the language defines a grouping, and
+    Mongolian does not, so a Mongolian page would show ``1250000``.
+    """
+    if value is None or value == "":
+        return ""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not amount.is_finite():
+        return str(value)
+    return numberformat.format(
+        amount,
+        get_format("DECIMAL_SEPARATOR"),
+        decimal_pos=0 if amount == amount.to_integral_value() else 2,
+        grouping=get_format("NUMBER_GROUPING") or 3,
+        thousand_sep=get_format("THOUSAND_SEPARATOR"),
+        force_grouping=True,
+    )
