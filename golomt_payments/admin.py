@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -40,6 +41,7 @@ from golomt_payments.models import (
     Status,
     StatusChange,
 )
+from golomt_payments.templatetags.golomt_payments import golomt_amount
 
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
     from django.contrib.admin.filters import _ListFilterChoices
@@ -62,6 +64,43 @@ _TOKEN_VALUE = re.compile(r'("token"\s*:\s*")([^"]*)(")')
 def mask_card_tokens(text: str) -> str:
     """Card tokens can charge the card again: staff see only their last four characters."""
     return _TOKEN_VALUE.sub(lambda m: f"{m[1]}…{m[2][-4:]}{m[3]}" if m[2] else m[0], text)
+
+
+#: What every page of the app's admin shows for a value that is not there.
+EMPTY_VALUE = "—"
+
+_PRE_STYLE = "margin:0;white-space:pre-wrap;overflow-wrap:anywhere"
+_QUIET_STYLE = "font-size:11px;font-weight:normal;color:var(--body-quiet-color)"
+
+
+def amount_text(value: Decimal | None) -> str:
+    """An amount of tögrög as staff read it: ``1,250,000 ₮``, ``9,800.50 ₮``."""
+    if value is None:
+        return EMPTY_VALUE
+    return f"{golomt_amount(value)}\u00a0₮"
+
+
+def with_account_column(
+    columns: tuple[Any, ...], account: str, after: str | None = None
+) -> tuple[Any, ...]:
+    """A list's columns, with ``account`` after the column ``after`` (else last), where
+    ``GOLOMT_PAYMENTS`` configures more than one merchant account to tell apart."""
+    if len(conf.get().accounts) < 2:
+        return columns
+    at = len(columns) if after is None else columns.index(after) + 1
+    return (*columns[:at], account, *columns[at:])
+
+
+def message_text_shown(text: str) -> str:
+    """A bank message's body or response: JSON indented, anything else as it came, in both
+    cases with the card tokens masked (:func:`mask_card_tokens`)."""
+    if not text:
+        return EMPTY_VALUE
+    try:
+        shown = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        shown = text
+    return format_html('<pre style="{}">{}</pre>', _PRE_STYLE, mask_card_tokens(shown))
 
 
 _BADGE_COLOURS: dict[str, str] = {
@@ -367,18 +406,29 @@ class LargeListAdmin(_LargeListBase):
 
 class StatusChangeInline(_HistoryInline):
     model = StatusChange
+    template = "admin/golomt_payments/edit_inline/tabular_log.html"
     extra = 0
     can_delete = False
     fields = ("created_at", "from_status", "to_status", "source", "bank_code", "message")
     readonly_fields = fields
     show_change_link = False
+    empty_value_display = EMPTY_VALUE
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 class BankMessageInline(_MessageInline):
+    """Each message links to its own page, to be read: the log is never changed."""
+
     model = BankMessage
+    template = "admin/golomt_payments/edit_inline/tabular_log.html"
     extra = 0
     can_delete = False
     fields = (
@@ -393,24 +443,21 @@ class BankMessageInline(_MessageInline):
     readonly_fields = fields
     show_change_link = True
     ordering = ("created_at", "pk")
+    empty_value_display = EMPTY_VALUE
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Invoice)
 class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
-    list_display = (
-        "transaction_id",
-        "reference",
-        "amount",
-        "status_badge",
-        "method",
-        "card_number",
-        "needs_review",
-        "created_at",
-        "paid_at",
-    )
+    list_display = ("invoice_shown", "status_badge", "amount_and_method", "created_shown")
     list_filter = (
         "status",
         "method",
@@ -426,9 +473,10 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = _INVOICE_BANK_FIELDS
+    empty_value_display = EMPTY_VALUE
+    readonly_fields = (*_INVOICE_BANK_FIELDS, "amount_shown")
     fieldsets = (
-        (None, {"fields": ("status", "amount", "reference", "metadata")}),
+        (None, {"fields": ("status", "amount_shown", "reference", "metadata")}),
         (
             _("Bank"),
             {
@@ -471,6 +519,15 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # invoices are created through the bank, never by hand
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a payment's record is kept, whatever became of the payment
+
+    def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
+        """The merchant account too, where there is more than one to tell apart."""
+        return with_account_column(
+            tuple(self.list_display), "account_shown", after="amount_and_method"
+        )
+
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
@@ -497,11 +554,57 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Invoice) -> str:
-        return format_html(
+        """The status as a coloured badge, and beside it a marker on an invoice to review."""
+        badge = format_html(
             '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
             'font-size:11px;white-space:nowrap">{}</span>',
             _BADGE_COLOURS.get(obj.status, "#6b7280"),
             obj.get_status_display(),
+        )
+        if not obj.needs_review:
+            return badge
+        return format_html(
+            '{} <span class="golomt-needs-review" title="{}" style="border:1px solid #c0392b;'
+            "color:#c0392b;padding:1px 7px;border-radius:10px;font-size:11px;font-weight:bold;"
+            'white-space:nowrap">⚑ {}</span>',
+            badge,
+            obj.review_reason,
+            _("Needs review"),
+        )
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_shown(self, obj: Invoice) -> str:
+        return amount_text(obj.amount)
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_and_method(self, obj: Invoice) -> str:
+        """The amount, and under it how it is paid."""
+        return format_html(
+            '{}<br><span class="golomt-method" style="{}">{}</span>',
+            amount_text(obj.amount),
+            _QUIET_STYLE,
+            obj.get_method_display(),
+        )
+
+    @admin.display(description=_("account"), ordering="account")
+    def account_shown(self, obj: Invoice) -> str:
+        return obj.account
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created_shown(self, obj: Invoice) -> str:
+        """Date and time in the short form, two lines at most in a narrow column."""
+        created = obj.created_at
+        local = timezone.localtime(created) if timezone.is_aware(created) else created
+        return formats.date_format(local, "SHORT_DATETIME_FORMAT")
+
+    @admin.display(description=_("invoice"), ordering="reference")
+    def invoice_shown(self, obj: Invoice) -> str:
+        """The shop's reference, and under it the transaction id the bank knows it by."""
+        return format_html(
+            '{}<br><span class="golomt-transaction-id" style="{}">{}</span>',
+            obj.reference or EMPTY_VALUE,
+            _QUIET_STYLE,
+            obj.transaction_id,
         )
 
     @admin.action(description=_("Check status with the bank"), permissions=["check"])
@@ -545,15 +648,14 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
 
 @admin.register(BankMessage)
 class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
+    # The kind says the direction too: a redirect or a push comes from the bank, the rest go to it.
     list_display = (
         "created_at",
-        "direction",
         "kind",
         "transaction_id",
         "http_status",
         "checksum_valid",
         "outcome",
-        "remote_addr",
     )
     list_filter = ("direction", "kind", "outcome", "checksum_valid", "created_at")
     search_fields = ("=transaction_id",)
@@ -562,6 +664,7 @@ class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
     show_full_result_count = False
     list_select_related = False
     raw_id_fields = ("invoice",)
+    empty_value_display = EMPTY_VALUE
 
     exclude = ("body", "response")
 
@@ -571,11 +674,11 @@ class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
 
     @admin.display(description=_("body"))
     def body_shown(self, obj: BankMessage) -> str:
-        return mask_card_tokens(obj.body)
+        return message_text_shown(obj.body)
 
     @admin.display(description=_("response"))
     def response_shown(self, obj: BankMessage) -> str:
-        return mask_card_tokens(obj.response)
+        return message_text_shown(obj.response)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -601,19 +704,12 @@ class CardTokenAdmin(LargeListAdmin, _CardAdmin):
     """Customers' saved cards, read only: the token can charge the card, so staff see only its
     last four characters. Removing goes through the service, which signals ``card_removed``."""
 
-    list_display = (
-        "card_number",
-        "owner",
-        "card_bank",
-        "card_holder",
-        "is_active",
-        "created_at",
-        "last_used_at",
-    )
+    list_display = ("card_number", "owner", "is_active", "created_at", "last_used_at")
     list_filter = ("is_active", ("account", AccountListFilter), "created_at")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
     show_full_result_count = False
+    empty_value_display = EMPTY_VALUE
     exclude = ("token",)
     readonly_fields = (
         "owner",
@@ -634,7 +730,7 @@ class CardTokenAdmin(LargeListAdmin, _CardAdmin):
 
     @admin.display(description=_("token"))
     def token_hint(self, obj: CardToken) -> str:
-        return obj.token_hint
+        return obj.token_hint or EMPTY_VALUE
 
     @admin.action(description=_("Remove the selected cards"), permissions=["change"])
     def remove_cards(self, request: HttpRequest, queryset: QuerySet[CardToken]) -> None:
@@ -663,6 +759,7 @@ class CardRegistrationAdmin(LargeListAdmin, _RegistrationAdmin):
     )
     date_hierarchy = "created_at"
     show_full_result_count = False
+    empty_value_display = EMPTY_VALUE
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in CardRegistration._meta.fields]
@@ -690,18 +787,7 @@ else:
 class SettledTransactionAdmin(LargeListAdmin, _SettledAdmin):
     """The bank's settlement report as fetched: read only."""
 
-    list_display = (
-        "settled_on",
-        "merchant_invoice",
-        "amount",
-        "resp_code",
-        "resp_desc",
-        "card_number",
-        "sys_reference",
-        "approval_code",
-        "account",
-        "fetched_at",
-    )
+    list_display = ("settled_on", "merchant_invoice", "amount_shown", "sys_reference")
     list_filter = ("settled_on", "resp_code", ("account", AccountListFilter))
     search_fields = ("=merchant_invoice", "=sys_reference")
     search_help_text = _(
@@ -710,16 +796,27 @@ class SettledTransactionAdmin(LargeListAdmin, _SettledAdmin):
     date_hierarchy = "settled_on"
     show_full_result_count = False
     list_per_page = 100
+    empty_value_display = EMPTY_VALUE
     exclude = ("raw",)
+
+    def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
+        """The merchant account too, where there is more than one to tell apart."""
+        return with_account_column(tuple(self.list_display), "account")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         shown = [f.name for f in SettledTransaction._meta.fields if f.name not in self.exclude]
-        return [*shown, "raw_shown"]
+        return [*("amount_shown" if name == "amount" else name for name in shown), "raw_shown"]
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_shown(self, obj: SettledTransaction) -> str:
+        return amount_text(obj.amount)
 
     @admin.display(description=_("row as received"))
     def raw_shown(self, obj: SettledTransaction) -> str:
         return format_html(
-            "<pre>{}</pre>", json.dumps(obj.raw, indent=2, ensure_ascii=False, sort_keys=True)
+            '<pre style="{}">{}</pre>',
+            _PRE_STYLE,
+            json.dumps(obj.raw, indent=2, ensure_ascii=False, sort_keys=True),
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -804,10 +901,9 @@ class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
     list_display = (
         "day",
         "kind",
-        "invoice_link",
-        "transaction_id",
-        "expected_amount",
-        "settled_amount",
+        "transaction_link",
+        "expected_amount_shown",
+        "settled_amount_shown",
         "resolved",
     )
     list_filter = ("kind", "resolved", "day", ("account", AccountListFilter))
@@ -824,6 +920,7 @@ class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
     date_hierarchy = "day"
     list_select_related = ("invoice", "settled")
     list_per_page = 100
+    empty_value_display = EMPTY_VALUE
     actions = ("mark_resolved", "export_csv")
     fields = (
         "day",
@@ -832,8 +929,8 @@ class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
         "invoice_link",
         "transaction_id",
         "reference",
-        "expected_amount",
-        "settled_amount",
+        "expected_amount_shown",
+        "settled_amount_shown",
         "card",
         "rrn",
         "settled_link",
@@ -846,34 +943,50 @@ class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
     @admin.display(description=_("invoice"), ordering="invoice__transaction_id")
     def invoice_link(self, obj: SettlementMismatch) -> str:
         if obj.invoice is None:
-            return "—"
+            return EMPTY_VALUE
         url = reverse("admin:golomt_payments_invoice_change", args=[obj.invoice.pk])
         return format_html('<a href="{}">{}</a>', url, obj.invoice)
 
     @admin.display(description=_("settled transaction"))
     def settled_link(self, obj: SettlementMismatch) -> str:
         if obj.settled is None:
-            return "—"
+            return EMPTY_VALUE
         url = reverse("admin:golomt_payments_settledtransaction_change", args=[obj.settled.pk])
         return format_html('<a href="{}">{}</a>', url, obj.settled)
 
     @admin.display(description=_("transaction id"))
     def transaction_id(self, obj: SettlementMismatch) -> str:
-        return mismatch_transaction_id(obj)
+        return mismatch_transaction_id(obj) or EMPTY_VALUE
+
+    @admin.display(description=_("transaction id"), ordering="invoice__transaction_id")
+    def transaction_link(self, obj: SettlementMismatch) -> str:
+        """The transaction id, a link to its invoice where there is one."""
+        if obj.invoice is None:
+            return self.transaction_id(obj)
+        url = reverse("admin:golomt_payments_invoice_change", args=[obj.invoice.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.invoice.transaction_id)
+
+    @admin.display(description=_("amount here"), ordering="expected_amount")
+    def expected_amount_shown(self, obj: SettlementMismatch) -> str:
+        return amount_text(obj.expected_amount)
+
+    @admin.display(description=_("amount settled"), ordering="settled_amount")
+    def settled_amount_shown(self, obj: SettlementMismatch) -> str:
+        return amount_text(obj.settled_amount)
 
     @admin.display(description=_("shop reference"))
     def reference(self, obj: SettlementMismatch) -> str:
-        return obj.invoice.reference if obj.invoice is not None else ""
+        return (obj.invoice.reference if obj.invoice is not None else "") or EMPTY_VALUE
 
     @admin.display(description=_("card"))
     def card(self, obj: SettlementMismatch) -> str:
         if obj.settled is not None and obj.settled.card_number:
             return obj.settled.card_number
-        return obj.invoice.card_number if obj.invoice is not None else ""
+        return (obj.invoice.card_number if obj.invoice is not None else "") or EMPTY_VALUE
 
     @admin.display(description=_("RRN"))
     def rrn(self, obj: SettlementMismatch) -> str:
-        return obj.settled.sys_reference if obj.settled is not None else ""
+        return (obj.settled.sys_reference if obj.settled is not None else "") or EMPTY_VALUE
 
     @admin.action(description=_("Mark resolved"), permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[SettlementMismatch]) -> None:

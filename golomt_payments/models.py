@@ -196,7 +196,10 @@ class StatusChange(models.Model):
         ordering = ("created_at", "pk")
 
     def __str__(self) -> str:
-        return f"{self.from_status} → {self.to_status} ({self.source})"
+        return (
+            f"{self.get_from_status_display()} → {self.get_to_status_display()}"
+            f" ({self.get_source_display()})"
+        )
 
 
 class Direction(models.TextChoices):

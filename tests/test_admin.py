@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission
-from django.test import Client
+from django.db.models import Model
+from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import translation
+from django.utils.html import escape
 
 from golomt_payments.models import (
     BankMessage,
+    CardToken,
     Direction,
     Invoice,
     MessageKind,
+    SettledTransaction,
+    SettlementMismatch,
     Source,
     Status,
     StatusChange,
 )
 from tests.factories import (
     BankMessageFactory,
+    CardTokenFactory,
     InvoiceFactory,
     OutboundMessageFactory,
     StatusChangeFactory,
@@ -371,3 +381,230 @@ def test_message_log_is_read_only(admin_client: Client) -> None:
     message.refresh_from_db()
     assert message.body == '{"transactionId": "x"}'
     assert BankMessage.objects.filter(pk=message.pk).exists()
+
+
+# --- how the pages show what they show ----------------------------------------------------
+
+TWO_ACCOUNTS = {
+    "ACCOUNTS": {
+        "default": {"BEARER_TOKEN": "t", "SECRET": "s", "BASE_URL": "https://bank.test"},
+        "wholesale": {"BEARER_TOKEN": "t2", "SECRET": "s2", "BASE_URL": "https://bank.test"},
+    },
+    "CALLBACK_BASE_URL": "https://shop.test",
+}
+
+
+def change_url(obj: Model) -> str:
+    return reverse(f"admin:golomt_payments_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def test_invoice_list_groups_amounts_in_tugrik_and_still_sorts_by_the_amount(
+    admin_client: Client,
+) -> None:
+    big = InvoiceFactory(amount=Decimal("1250000"), reference="ORD-BIG")
+    cents = InvoiceFactory(amount=Decimal("9800.50"), reference="ORD-CENTS")
+    small = InvoiceFactory(amount=Decimal("45000"), reference="ORD-SMALL")
+
+    listed = admin_client.get(INVOICES)
+    column = listed.context["cl"].list_display.index("amount_and_method")
+    ascending = admin_client.get(INVOICES, {"o": str(column)})
+    descending = admin_client.get(INVOICES, {"o": f"-{column}"})
+
+    page = listed.content.decode()
+    assert "1,250,000\u00a0₮" in page and "9,800.50\u00a0₮" in page and "45,000\u00a0₮" in page
+    assert "1250000.00" not in page
+    assert [i.pk for i in ascending.context["cl"].result_list] == [cents.pk, small.pk, big.pk]
+    assert [i.pk for i in descending.context["cl"].result_list] == [big.pk, small.pk, cents.pk]
+
+
+def test_invoice_page_groups_the_amount_and_shows_the_amount_as_sent_as_it_was_sent(
+    admin_client: Client,
+) -> None:
+    invoice = InvoiceFactory(amount=Decimal("1250000"))
+
+    page = admin_client.get(change_url(invoice)).content.decode()
+
+    assert '<div class="readonly">1,250,000\u00a0₮</div>' in page
+    assert '<div class="readonly">1250000.00</div>' in page  # the text the bank was sent
+
+
+def test_settlement_lists_group_their_amounts(admin_client: Client) -> None:
+    invoice = InvoiceFactory(paid=True, amount=Decimal("18000"))
+    settled = SettledTransaction.objects.create(
+        bank_id="S-1",
+        merchant_invoice=invoice.transaction_id,
+        settled_on=datetime.date(2024, 12, 5),
+        amount=Decimal("1800"),
+    )
+    SettlementMismatch.objects.create(
+        day=settled.settled_on,
+        kind="amount",
+        invoice=invoice,
+        settled=settled,
+        expected_amount=invoice.amount,
+        settled_amount=settled.amount,
+    )
+
+    settled_list = admin_client.get(
+        reverse("admin:golomt_payments_settledtransaction_changelist")
+    ).content.decode()
+    settled_page = admin_client.get(change_url(settled)).content.decode()
+    mismatches = admin_client.get(
+        reverse("admin:golomt_payments_settlementmismatch_changelist")
+    ).content.decode()
+
+    assert "1,800\u00a0₮" in settled_list and "1,800\u00a0₮" in settled_page
+    assert "18,000\u00a0₮" in mismatches and "1,800\u00a0₮" in mismatches
+    assert "1800.00" not in settled_list + mismatches
+
+
+def test_invoice_list_marks_the_invoice_to_review_beside_its_status(admin_client: Client) -> None:
+    InvoiceFactory(paid=True, needs_review=True, review_reason="Paid 1800.00 of 18000.00.")
+    InvoiceFactory(paid=True)
+
+    page = admin_client.get(INVOICES).content.decode()
+
+    assert page.count('class="golomt-needs-review"') == 1
+    assert 'title="Paid 1800.00 of 18000.00."' in page
+    assert "⚑ Needs review" in page
+
+
+def test_invoice_list_shows_the_account_only_where_there_are_several(
+    admin_client: Client, settings: Any
+) -> None:
+    InvoiceFactory(account="default")
+
+    one = admin_client.get(INVOICES).context["cl"].list_display
+    settings.GOLOMT_PAYMENTS = TWO_ACCOUNTS
+    two = admin_client.get(INVOICES).context["cl"].list_display
+
+    assert "account_shown" not in one
+    assert two[two.index("amount_and_method") + 1] == "account_shown"
+
+
+@pytest.mark.parametrize(
+    "model", [Invoice, StatusChange, BankMessage, SettledTransaction, CardToken]
+)
+def test_payment_records_cannot_be_deleted_in_the_admin(
+    rf: RequestFactory, admin_user: Any, model: type[Model]
+) -> None:
+    request = rf.get("/")
+    request.user = admin_user
+    invoice_admin = admin.site._registry[Invoice]
+    inlines = {inline.model: inline for inline in invoice_admin.get_inline_instances(request)}
+    model_admin = inlines[model] if model is StatusChange else admin.site._registry[model]
+
+    assert model_admin.has_delete_permission(request) is False
+
+
+def test_an_invoice_is_not_deleted_from_its_page_nor_from_the_list(admin_client: Client) -> None:
+    invoice = InvoiceFactory(paid=True)
+    BankMessageFactory(invoice=invoice)
+    StatusChangeFactory(invoice=invoice)
+
+    page = admin_client.get(change_url(invoice)).content.decode()
+    delete = admin_client.post(
+        reverse("admin:golomt_payments_invoice_delete", args=[invoice.pk]), {"post": "yes"}
+    )
+    bulk = admin_client.post(
+        INVOICES, {"action": "delete_selected", "_selected_action": [invoice.pk], "post": "yes"}
+    )
+
+    assert "deletelink" not in page and 'name="history-0-DELETE"' not in page
+    assert delete.status_code == 403
+    assert bulk.status_code in (200, 302)
+    assert "delete_selected" not in admin_client.get(INVOICES).content.decode()
+    assert Invoice.objects.filter(pk=invoice.pk).exists()
+    assert invoice.history.count() == 1 and invoice.messages.count() == 1
+
+
+def test_a_saved_card_is_not_deleted_from_its_page(
+    admin_client: Client, django_user_model: Any
+) -> None:
+    card = CardTokenFactory(owner=django_user_model.objects.create_user("customer"))
+
+    delete = admin_client.post(
+        reverse("admin:golomt_payments_cardtoken_delete", args=[card.pk]), {"post": "yes"}
+    )
+
+    assert delete.status_code == 403
+    assert CardToken.objects.filter(pk=card.pk).exists()
+
+
+def test_the_history_rows_read_in_the_staff_members_language(admin_client: Client) -> None:
+    invoice = InvoiceFactory(paid=True)
+    change = StatusChangeFactory(
+        invoice=invoice, from_status=Status.PENDING, to_status=Status.PAID, source=Source.PUSH
+    )
+
+    mongolian = admin_client.get(change_url(invoice), HTTP_ACCEPT_LANGUAGE="mn")
+    english = admin_client.get(change_url(invoice), HTTP_ACCEPT_LANGUAGE="en")
+
+    with translation.override("mn"):
+        assert str(change) == "Төлбөр хүлээж байна → Төлөгдсөн (Push мэдэгдэл)"
+    with translation.override("en"):
+        assert str(change) == "Waiting for payment → Paid (Push notification)"
+    page = mongolian.content.decode()
+    assert "pending → paid (push)" not in page
+    assert "Waiting for payment" not in page
+    history = page[page.index('id="history-group"') : page.index('id="messages-group"')]
+    assert "Төлбөр хүлээж байна" in history and "Төлөгдсөн" in history
+    assert "Push мэдэгдэл" in history
+    assert "pending → paid" not in english.content.decode()
+
+
+def test_the_message_links_on_an_invoice_page_say_view(admin_client: Client) -> None:
+    invoice = InvoiceFactory()
+    message = OutboundMessageFactory(invoice=invoice)
+
+    page = admin_client.get(change_url(invoice)).content.decode()
+
+    assert f'href="{change_url(message)}" class="inlineviewlink">View</a>' in page
+    assert "inlinechangelink" not in page
+
+
+def test_message_page_shows_indented_json_with_the_card_token_still_masked(
+    admin_client: Client,
+) -> None:
+    message = OutboundMessageFactory(
+        kind=MessageKind.GET_TOKEN,
+        body=json.dumps({"invoice": "GP1", "lang": "mn"}),
+        response=json.dumps({"token": "tok-5b1e0c7d2a9f3a", "errorCode": "000"}),
+    )
+
+    page = admin_client.get(change_url(message)).content.decode()
+
+    response = '{\n  "token": "…9f3a",\n  "errorCode": "000"\n}'
+    body = '{\n  "invoice": "GP1",\n  "lang": "mn"\n}'
+    assert f">{escape(response)}</pre>" in page
+    assert f">{escape(body)}</pre>" in page
+    assert "tok-5b1e0c7d2a9f3a" not in page and "5b1e0c7d2a" not in page
+
+
+def test_message_page_shows_a_body_that_is_not_json_as_it_came_with_tokens_masked(
+    admin_client: Client,
+) -> None:
+    message = BankMessageFactory(
+        body='invoice=GP1&status_code=000 "token": "tok-5b1e0c7d2a9f3a"', response=""
+    )
+
+    page = admin_client.get(change_url(message)).content.decode()
+
+    shown = 'invoice=GP1&status_code=000 "token": "…9f3a"'
+    assert f">{escape(shown)}</pre>" in page
+    assert "tok-5b1e0c7d2a9f3a" not in page
+
+
+def test_every_empty_value_shows_as_one_dash(admin_client: Client) -> None:
+    invoice = InvoiceFactory()  # no card, no customer, not paid
+    message = BankMessageFactory(invoice=invoice, remote_addr=None, error="")
+
+    pages = [
+        admin_client.get(change_url(invoice)).content.decode(),
+        admin_client.get(change_url(message)).content.decode(),
+    ]
+
+    for page in pages:
+        assert '<div class="readonly">—</div>' in page
+        assert '<div class="readonly">-</div>' not in page
+        assert "<p>-</p>" not in page

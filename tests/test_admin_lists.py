@@ -138,6 +138,21 @@ def test_search_help_text_says_how_the_search_matches(admin_client: Client) -> N
     assert "the beginning of a shop reference" in page
 
 
+@pytest.mark.parametrize(
+    "model",
+    ["invoice", "bankmessage", "cardregistration", "settledtransaction", "settlementmismatch"],
+)
+def test_search_help_text_is_in_mongolian_for_mongolian_staff(
+    admin_client: Client, model: str
+) -> None:
+    url = reverse(f"admin:golomt_payments_{model}_changelist")
+
+    page = text(admin_client.get(url, HTTP_ACCEPT_LANGUAGE="mn"))
+
+    assert "бүтнээр нь, том жижиг үсгийг нь яг байгаагаар" in page
+    assert "capital and small letters" not in page
+
+
 def test_search_compares_the_columns_themselves_so_their_indexes_serve(rf: RequestFactory) -> None:
     model_admin = admin.site._registry[Invoice]
     request = rf.get(INVOICES, {"q": "order-5"})
@@ -426,6 +441,22 @@ def test_unfiltered_list_of_a_large_table_shows_the_estimate_and_says_so(
     assert filtered.context["cl"].paginator.count_is_estimate is False
     assert filtered.context["cl"].result_count == Invoice.objects.filter(status="pending").count()
     assert "estimate" not in text(filtered)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: set DATABASE_URL")
+def test_the_note_on_the_estimate_is_in_mongolian_for_mongolian_staff(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    InvoiceFactory.create_batch(30)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE golomt_payments_invoice")
+    monkeypatch.setattr(golomt_admin, "ESTIMATE_COUNT_ABOVE", 10)
+
+    page = text(admin_client.get(INVOICES, HTTP_ACCEPT_LANGUAGE="mn"))
+
+    assert "Нийт тоо нь өгөгдлийн сангийн ойролцоо тооцоо" in page
+    assert "database's estimate" not in page
 
 
 @pytest.mark.postgres

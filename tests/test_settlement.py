@@ -813,7 +813,7 @@ def test_the_mismatch_changelist_shows_what_an_accountant_needs(
         "Amounts differ",
         unsettled.transaction_id,
         "STRANGER",
-        "2500.00",
+        "2,500",
         reverse("admin:golomt_payments_invoice_change", args=[unsettled.pk]),
         EXPORT,
     ):
