@@ -123,10 +123,11 @@ def create_confirmation(*, transaction_id: str, return_type: str, callback: str)
 
 def find(transaction_id: str, *kinds: str) -> Transaction:
     """The transaction a read asks about, or the bank's NotFound."""
-    tx = Transaction.objects.filter(transaction_id=transaction_id, kind__in=kinds).first()
-    if tx is None:
-        raise Refused("NotFound", "Payment not found")
-    return tx
+    try:
+        # transaction_id is unique: no ORDER BY, no LIMIT to build.
+        return Transaction.objects.get(transaction_id=transaction_id, kind__in=kinds)
+    except Transaction.DoesNotExist:
+        raise Refused("NotFound", "Payment not found") from None
 
 
 def remaining_seconds(tx: Transaction, now: datetime | None = None) -> int:

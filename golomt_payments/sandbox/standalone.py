@@ -16,15 +16,28 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
+import socketserver
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+from django.db import connections
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import include, path
 
-__all__ = ["build_settings", "main", "parse_args"]
+__all__ = [
+    "SandboxRequestHandler",
+    "SandboxServer",
+    "build_settings",
+    "content_length",
+    "main",
+    "parse_args",
+]
 
 # Public defaults of a local simulator, not credentials of anything real.
 DEFAULT_TOKEN = "sandbox-bearer-token"  # noqa: S105
@@ -73,7 +86,7 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
         "ALLOWED_HOSTS": ["*"],
         "ROOT_URLCONF": "golomt_payments.sandbox.standalone",
         "INSTALLED_APPS": ["golomt_payments.sandbox"],
-        "MIDDLEWARE": [],
+        "MIDDLEWARE": ["golomt_payments.sandbox.standalone.content_length"],
         "TEMPLATES": [
             {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
         ],
@@ -81,8 +94,17 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",
                 "NAME": db_path,
-                # The push thread and the request threads write at the same time.
-                "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+                # The push thread and the request threads write at the same time. In WAL mode
+                # reads never wait for a write, and a commit is not flushed to disk (a
+                # simulator may lose its last transactions in a power cut, never the file).
+                "OPTIONS": {
+                    "timeout": 20,
+                    "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+                },
+                # One connection per server thread, kept from one request to the next on a
+                # kept-alive HTTP connection; SandboxServer closes it when the thread ends.
+                "CONN_MAX_AGE": None,
             }
         },
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
@@ -103,38 +125,72 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+Handler = Callable[[HttpRequest], HttpResponseBase]
+
+
+def content_length(get_response: Handler) -> Handler:
+    """Middleware: say how long each answer is, so that the client may send its next request
+    on the same connection. Without it the server closes the connection after every answer,
+    and a client such as the reconciler opens a new one per call."""
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        response = get_response(request)
+        if isinstance(response, HttpResponse) and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
+        return response
+
+    return middleware
+
+
+class SandboxRequestHandler(WSGIRequestHandler):
+    """Django's request handler, sending each write at once: on a kept-alive connection,
+    Nagle's algorithm would hold the body back until the client acknowledged the headers,
+    which a client delays by up to 40 ms."""
+
+    disable_nagle_algorithm = True
+
+
+class SandboxServer(socketserver.ThreadingMixIn, WSGIServer):
+    """Django's development server, a thread per client connection (kept alive between
+    requests), each thread closing its database connection when its client goes."""
+
+    daemon_threads = True
+
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            connections.close_all()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Configure Django, create the tables, and serve until interrupted (threaded WSGI)."""
     args = parse_args(argv)
     import django
     from django.conf import settings
     from django.core.management import call_command
-    from django.core.servers.basehttp import WSGIServer, run
     from django.core.wsgi import get_wsgi_application
 
     settings.configure(**build_settings(args))
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
 
-    def announce(port: int | str) -> None:
+    server = SandboxServer((args.host, args.port), SandboxRequestHandler)
+    try:
         push = args.push_url or "off"
         print(
-            f"Golomt sandbox bank: BASE_URL http://{args.host}:{port}  push: {push} "
-            f"({args.push_mode})  db: {settings.DATABASES['default']['NAME']}",
+            f"Golomt sandbox bank: BASE_URL http://{args.host}:{server.server_port}  "
+            f"push: {push} ({args.push_mode})  db: {settings.DATABASES['default']['NAME']}",
             flush=True,
         )
-
-    try:
-        run(
-            args.host,
-            args.port,
-            get_wsgi_application(),
-            threading=True,
-            on_bind=announce,
-            server_cls=WSGIServer,
-        )
+        server.set_app(get_wsgi_application())
+        server.serve_forever()
     except KeyboardInterrupt:
         sys.exit(0)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

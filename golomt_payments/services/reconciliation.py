@@ -13,14 +13,16 @@ however many are open.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Generic, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
@@ -406,32 +408,100 @@ def _run_all(batches: Iterable[list[_T]], work: Callable[[_T], _R], workers: int
 
     The next batch is taken only when no more than ``workers`` items are outstanding, so at
     most ``workers + batch`` are in memory (and under lease) at once. With one worker all runs
-    in the calling thread, on its database connection.
+    in the calling thread, on its database connection. Otherwise each worker thread keeps its
+    own database connection from one item to the next and closes it when the run ends:
+    opening one per item would cost more than the item's own queries.
     """
     if workers == 1:
         for batch in batches:
             for item in batch:
                 yield work(item)
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="golomt-reconcile") as pool:
-        running: set[Future[_R]] = set()
-        try:
-            for batch in batches:
-                running.update(pool.submit(_in_worker, work, item) for item in batch)
-                while len(running) > workers:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    yield from (future.result() for future in done)
-            while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-        finally:
-            for future in running:
-                future.cancel()
-
-
-def _in_worker(work: Callable[[_T], _R], item: _T) -> _R:
-    """Run one task on a pool thread, then close the connections it opened there."""
+    pool = _Workers(work, workers)
+    outstanding = 0
     try:
-        return work(item)
+        for batch in batches:
+            for item in batch:
+                pool.submit(item)
+            outstanding += len(batch)
+            while outstanding > workers:
+                outstanding -= 1
+                yield pool.result()
+        while outstanding:
+            outstanding -= 1
+            yield pool.result()
     finally:
-        connections.close_all()
+        pool.close()
+
+
+class _Stop:
+    """Tells a worker thread to finish."""
+
+
+_STOP = _Stop()
+
+
+class _Workers(Generic[_T, _R]):
+    """Up to ``size`` threads running ``work`` on submitted items; results in completion order.
+
+    A thread is started per submitted item until there are ``size``. Each thread keeps its
+    database connections between items (closing only one an item left unusable) and closes
+    them when it stops.
+    """
+
+    def __init__(self, work: Callable[[_T], _R], size: int) -> None:
+        self._work = work
+        self._size = size
+        self._tasks: queue.SimpleQueue[_T | _Stop] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[_R, None] | tuple[None, BaseException]] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, item: _T) -> None:
+        self._tasks.put(item)
+        if len(self._threads) < self._size:
+            thread = threading.Thread(
+                target=self._serve, name=f"golomt-reconcile_{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def result(self) -> _R:
+        """The next result to come; re-raises what a task raised."""
+        value, error = self._results.get()
+        if error is not None:
+            raise error
+        return cast(_R, value)
+
+    def close(self) -> None:
+        """Drop the items not started yet, let the running ones finish, stop every thread."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._tasks.get_nowait()
+        for _ in self._threads:
+            self._tasks.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+
+    def _serve(self) -> None:
+        try:
+            while not isinstance(item := self._tasks.get(), _Stop):
+                try:
+                    self._results.put((self._work(item), None))
+                except BaseException as exc:  # handed to the caller's thread, raised there
+                    self._results.put((None, exc))
+                finally:
+                    _drop_unusable_connections()
+        finally:
+            connections.close_all()
+
+
+def _drop_unusable_connections() -> None:
+    """Close this thread's connections that an error left unusable; keep the healthy ones."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
