@@ -589,14 +589,14 @@ def test_the_shared_client_keeps_a_connection_per_reconcile_worker() -> None:
 # time. One SELECT of the push messages to replay; claiming one batch of the default 10:
 # SAVEPOINT, SELECT … FOR UPDATE SKIP LOCKED, UPDATE the leases, RELEASE SAVEPOINT (a batch of
 # 10 is full, so one more, empty claim of 3 queries ends the run). Then per invoice:
-#   paid:      INSERT inquiry log, SAVEPOINT, SELECT … FOR UPDATE, UPDATE, INSERT history,
-#              RELEASE SAVEPOINT                                         = 6
+#   paid:      SAVEPOINT, UPDATE … WHERE status = <read>, INSERT history, INSERT inquiry log,
+#              RELEASE SAVEPOINT (one commit in a server)                = 5
 #   unchanged: INSERT inquiry log                                        = 1
-#   expired:   INSERT inquiry log + the same five of the transition       = 6
+#   expired:   INSERT inquiry log, then SAVEPOINT, UPDATE, INSERT history, RELEASE = 5
 RUN_OVERHEAD_QUERIES = 8
-PAID_QUERIES_PER_INVOICE = 6
+PAID_QUERIES_PER_INVOICE = 5
 UNCHANGED_QUERIES_PER_INVOICE = 1
-EXPIRED_QUERIES_PER_INVOICE = 6
+EXPIRED_QUERIES_PER_INVOICE = 5
 
 
 @pytest.mark.parametrize(
