@@ -152,6 +152,14 @@ def finisher(
     return record
 
 
+def _invoice(transaction_id: str) -> Invoice | None:
+    """The invoice with this (unique) transaction id: a plain lookup, no ordering."""
+    try:
+        return Invoice.objects.get(transaction_id=transaction_id)
+    except Invoice.DoesNotExist:
+        return None
+
+
 def _changed(change: Change) -> str:
     return Outcome.PROCESSED if change.changed else Outcome.UNCHANGED
 
@@ -176,7 +184,7 @@ def receive_redirect(
     if not is_valid_transaction_id(transaction_id):
         finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
         return RedirectResult(None)
-    invoice = Invoice.objects.filter(transaction_id=transaction_id).first()
+    invoice = _invoice(transaction_id)
     if invoice is None:
         finish(message, Outcome.REJECTED, error="unknown transaction id")
         return RedirectResult(None)
@@ -297,7 +305,7 @@ def process_push(message: BankMessage) -> PushReply:
     transaction_id = data.get("transactionId")
     if not is_valid_transaction_id(transaction_id):
         return _reject(message, 400, "missing or malformed transactionId")
-    invoice = Invoice.objects.filter(transaction_id=transaction_id).first()
+    invoice = _invoice(transaction_id)
     if invoice is None:
         return _reject(message, 400, "unknown transactionId")
     settings = conf.get()
