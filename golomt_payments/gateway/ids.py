@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from typing import TypeGuard
 
 __all__ = ["TRANSACTION_ID_LENGTH", "is_valid_transaction_id", "new_transaction_id"]
 
@@ -30,6 +31,6 @@ def new_transaction_id(prefix: str = "") -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(size))
 
 
-def is_valid_transaction_id(value: object) -> bool:
+def is_valid_transaction_id(value: object) -> TypeGuard[str]:
     """True for a string the bank accepts as a transactionId (1-15 ASCII letters/digits)."""
     return isinstance(value, str) and _VALID.fullmatch(value) is not None
