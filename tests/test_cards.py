@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 import responses
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -604,6 +605,108 @@ def test_unfinished_registration_stays_pending(
     assert services.finish_card_registration(registration) is None
 
     assert CardRegistration.objects.get().status == RegistrationStatus.PENDING
+
+
+# --- a card registration whose return was lost: the reconciler finishes it -------------------
+# (one at a time, in the test's thread: other connections cannot see the test's transaction)
+
+
+def registration_aged(owner: AbstractBaseUser, minutes: float) -> CardRegistration:
+    """A registration started ``minutes`` ago whose customer never came back to the shop."""
+    registration = start_registration(owner)
+    CardRegistration.objects.filter(pk=registration.pk).update(
+        created_at=timezone.now() - timedelta(minutes=minutes)
+    )
+    return CardRegistration.objects.get(pk=registration.pk)
+
+
+def test_reconcile_saves_the_card_of_a_registration_whose_return_was_lost(
+    fake_bank: FakeBank, customer: AbstractBaseUser, card_signals: CardSignalRecorder, commit: Any
+) -> None:
+    fake_bank.confirmation()
+    fake_bank.get_token(token=TOKEN)
+    registration = registration_aged(customer, minutes=15)
+
+    with commit():
+        summary = services.reconcile(concurrency=1)
+
+    registration.refresh_from_db()
+    assert registration.status == RegistrationStatus.SAVED
+    assert registration.card_token is not None and registration.card_token.owner_id == customer.pk
+    assert (summary.registrations_checked, summary.cards_saved) == (1, 1)
+    assert [name for name, _, _ in card_signals.received] == ["card_saved"]
+    with commit():
+        assert (
+            services.reconcile(concurrency=1).registrations_checked == 0
+        )  # finished: never asked again
+    assert len(fake_bank.calls("/api/get/token")) == 1
+
+
+def test_reconcile_leaves_a_registration_alone_while_the_customer_may_be_on_the_page(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    fake_bank.confirmation()
+    fake_bank.get_token(token=TOKEN)
+    registration_aged(customer, minutes=5)
+
+    summary = services.reconcile(concurrency=1)
+
+    assert summary.registrations_checked == 0
+    assert fake_bank.calls("/api/get/token") == []
+    assert CardRegistration.objects.get().status == RegistrationStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("minutes", "status"),
+    [(15, RegistrationStatus.PENDING), (45, RegistrationStatus.FAILED)],
+    ids=["within-the-grace", "past-the-grace"],
+)
+def test_reconcile_closes_an_unfinished_registration_only_after_the_grace(
+    fake_bank: FakeBank, customer: AbstractBaseUser, minutes: int, status: str
+) -> None:
+    fake_bank.confirmation()
+    fake_bank.get_token(token=None, error_code=None)  # the bank has no card for it
+    registration_aged(customer, minutes=minutes)
+
+    summary = services.reconcile(concurrency=1)
+
+    registration = CardRegistration.objects.get()
+    assert registration.status == status
+    assert summary.registrations_checked == 1
+    assert summary.registrations_failed == (status == RegistrationStatus.FAILED)
+    if status == RegistrationStatus.FAILED:
+        assert registration.bank_description == "The card-saving page was not finished in time."
+    assert not CardToken.objects.exists()
+
+
+def test_reconcile_keeps_a_registration_open_while_the_bank_cannot_be_reached(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    fake_bank.confirmation()
+    fake_bank.mock.add(
+        responses.POST,
+        fake_bank.url("/api/get/token"),
+        body=requests.exceptions.ConnectTimeout("timed out"),
+    )
+    registration_aged(customer, minutes=45)
+
+    summary = services.reconcile(concurrency=1)
+
+    assert (summary.registrations_checked, summary.registrations_failed) == (1, 0)
+    assert CardRegistration.objects.get().status == RegistrationStatus.PENDING
+
+
+def test_a_dry_run_does_not_touch_card_registrations(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    fake_bank.confirmation()
+    fake_bank.get_token(token=TOKEN)
+    registration_aged(customer, minutes=45)
+
+    summary = services.reconcile(dry_run=True, concurrency=1)
+
+    assert summary.registrations_checked == 0
+    assert fake_bank.calls("/api/get/token") == []
 
 
 def test_card_return_view_logs_the_redirect_saves_the_card_and_shows_the_cards(

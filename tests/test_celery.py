@@ -247,6 +247,9 @@ def test_reconcile_on_a_worker_returns_the_summary(golomt_worker: Any, fake_bank
         "unchanged": 0,
         "unreachable": 0,
         "messages_replayed": 0,
+        "registrations_checked": 0,
+        "cards_saved": 0,
+        "registrations_failed": 0,
         "dry_run": False,
     }
     assert Invoice.objects.get(pk=due.pk).status == Status.PAID

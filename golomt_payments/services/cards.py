@@ -65,6 +65,9 @@ logger = logging.getLogger(__name__)
 #: A registration in one of these states has its answer; the bank is not asked again.
 FINISHED = (RegistrationStatus.SAVED, RegistrationStatus.FAILED)
 
+#: Why the reconciler closed a registration (kept in ``bank_description``, like the bank's words).
+UNFINISHED = "The card-saving page was not finished in time."
+
 #: What a token payment answers when the outcome is unknown: only ``/api/check`` can tell.
 _UNCLEAR = (BankUnreachable, BankServerError, BadResponse)
 
@@ -357,6 +360,21 @@ def finish_card_registration_if_due(registration: CardRegistration) -> CardToken
     if not payments.bank_call_due("get-token", registration.transaction_id):
         return None
     return finish_card_registration(registration)
+
+
+def close_unfinished_registration(registration: CardRegistration) -> bool:
+    """Fail a registration whose customer never finished the card-saving page; returns whether
+    this call closed it. For the reconciler, once the bank still has no token after the grace:
+    a finished one (saved or failed meanwhile) is left as it is."""
+    closed = CardRegistration.objects.filter(
+        pk=registration.pk, status__in=(RegistrationStatus.NEW, RegistrationStatus.PENDING)
+    ).update(
+        status=RegistrationStatus.FAILED,
+        bank_description=UNFINISHED[:255],
+        updated_at=timezone.now(),
+    )
+    registration.refresh_from_db()
+    return bool(closed)
 
 
 def _record_token(registration: CardRegistration, result: TokenResult) -> CardToken | None:

@@ -1,5 +1,5 @@
-"""Reconcile: ask the bank about invoices still open after its page timer ran out, and finish
-push notifications whose processing failed.
+"""Reconcile: ask the bank about invoices still open after its page timer ran out, finish
+push notifications whose processing failed, and card registrations whose return was lost.
 
 Several hosts may run it at once. A run claims a small batch of due invoices in one short
 transaction (``SELECT … FOR UPDATE SKIP LOCKED``, then a lease written on those rows), commits,
@@ -33,13 +33,16 @@ from golomt_payments import conf
 from golomt_payments.gateway import GolomtError, TransactionResult
 from golomt_payments.models import (
     BankMessage,
+    CardRegistration,
     Direction,
     Invoice,
     MessageKind,
     Outcome,
+    RegistrationStatus,
     Source,
     Status,
 )
+from golomt_payments.services.cards import close_unfinished_registration, finish_card_registration
 from golomt_payments.services.inbound import finish, process_push
 from golomt_payments.services.payments import (
     can_transition,
@@ -77,6 +80,9 @@ PAID, FAILED, EXPIRED, UNCHANGED, UNREACHABLE = (
     "unchanged",
     "unreachable",
 )
+#: A card registration whose card the bank gave (it may also come to FAILED, UNCHANGED or
+#: UNREACHABLE).
+SAVED = "saved"
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -94,6 +100,10 @@ class ReconcileSummary:
     unchanged: int = 0
     unreachable: int = 0
     messages_replayed: int = 0
+    #: Card registrations asked about (``/api/get/token``), and what became of them.
+    registrations_checked: int = 0
+    cards_saved: int = 0
+    registrations_failed: int = 0
     dry_run: bool = False
 
 
@@ -127,7 +137,10 @@ def reconcile(
     page timer (the bank cancels unfinished payments when its timer runs out). A bank that
     does not answer leaves the invoice as it is. Push notifications that were never finished
     (``received`` and stuck, or ``failed`` because the bank could not confirm them) are
-    processed again first, at most ``message_limit`` per run.
+    processed again first, at most ``message_limit`` per run. Card registrations still open
+    after the page timer (the customer's return from the card-saving page was lost) are
+    finished from the bank's answer, and closed as failed when the bank still has no card for
+    them after the grace; at most ``message_limit`` per run, none in a dry run.
 
     ``concurrency`` bank calls run at once (default ``RECONCILE_CONCURRENCY``), sharing the
     account's pooled client; on SQLite, which has one writer at a time, invoices are done one
@@ -171,6 +184,13 @@ def reconcile(
         setattr(summary, verdict, getattr(summary, verdict) + 1)
         if progress is not None:
             progress(summary.checked)
+
+    if not dry_run:
+        registrations = _open_registrations(plan, message_limit)
+        for outcome in _run_all([registrations], partial(_finish_registration, plan=plan), workers):
+            summary.registrations_checked += 1
+            summary.cards_saved += outcome == SAVED
+            summary.registrations_failed += outcome == FAILED
 
     logger.info("Golomt reconcile%s: %s", " (dry run)" if dry_run else "", summary)
     return summary
@@ -340,6 +360,41 @@ def _inspect(invoice: Invoice, *, plan: _Plan) -> str:
     if mismatch(invoice, result) or target is None or not can_transition(invoice.status, target):
         return UNCHANGED
     return PAID if target == Status.PAID else FAILED
+
+
+# --- card registrations ---------------------------------------------------------------------
+
+
+def _open_registrations(plan: _Plan, limit: int) -> list[CardRegistration]:
+    """Registrations still open after the page timer, oldest first."""
+    return list(
+        CardRegistration.objects.filter(
+            status__in=(RegistrationStatus.NEW, RegistrationStatus.PENDING),
+            account__in=plan.accounts,
+            created_at__lt=plan.due_before,
+        ).order_by("pk")[:limit]
+    )
+
+
+def _finish_registration(registration: CardRegistration, *, plan: _Plan) -> str:
+    """Ask the bank for the registration's token and record its answer; close it as failed
+    when it still has none after the grace."""
+    try:
+        card = finish_card_registration(registration)
+    except GolomtError as exc:
+        logger.info(
+            "Reconcile: the bank did not answer for card registration %s: %s",
+            registration.transaction_id,
+            exc,
+        )
+        return UNREACHABLE
+    if card is not None:
+        return SAVED
+    if registration.status == RegistrationStatus.FAILED:
+        return FAILED
+    if registration.created_at < plan.expire_before and close_unfinished_registration(registration):
+        return FAILED
+    return UNCHANGED
 
 
 def _has_no_payment(invoice: Invoice, result: TransactionResult | None) -> bool:

@@ -38,6 +38,11 @@ def summary_line(summary: services.ReconcileSummary) -> str:
         f"expired {summary.expired} · unchanged {summary.unchanged} · "
         f"unreachable {summary.unreachable} · messages replayed {summary.messages_replayed}"
     )
+    if summary.registrations_checked:
+        line += (
+            f" · card registrations {summary.registrations_checked} "
+            f"(saved {summary.cards_saved}, failed {summary.registrations_failed})"
+        )
     return f"dry run, nothing changed: {line}" if summary.dry_run else line
 
 
