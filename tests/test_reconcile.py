@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from golomt_payments import bank, services
+from golomt_payments.management.commands.golomt_reconcile import summary_line
 from golomt_payments.models import (
     BankMessage,
     Direction,
@@ -687,6 +688,15 @@ def test_the_command_prints_one_summary_line_and_succeeds_with_unreachable_invoi
         "· messages replayed 1\n"
     )
     assert err == ""
+
+
+def test_the_command_line_counts_card_registrations_when_there_were_any() -> None:
+    summary = ReconcileSummary(checked=2, paid=2, registrations_checked=2, cards_saved=1)
+
+    line = summary_line(summary)
+
+    assert line.endswith("· card registrations 2 (saved 1, failed 0)")
+    assert "card registrations" not in summary_line(ReconcileSummary(checked=2, paid=2))
 
 
 def test_the_command_dry_run_says_so_and_changes_nothing(fake_bank: FakeBank) -> None:
