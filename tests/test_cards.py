@@ -1184,6 +1184,24 @@ def test_sandbox_payment_with_save_ticked_saves_the_card_once_and_it_pays_again(
     assert card_signals.names() == ["card_saved"]
 
 
+def test_sandbox_card_saved_then_declined_fails_the_saved_card_payment_with_the_banks_words(
+    golomt_sandbox: SandboxBank, customer: AbstractBaseUser, commit: Any
+) -> None:
+    invoice = golomt_sandbox.start_payment(1000, owner=customer, gen_token=True)
+    payment = golomt_sandbox.pay(invoice, Behaviour.SAVED_CARD_DECLINED)
+    card = CardToken.objects.get()
+    assert payment.invoice.status == Status.PAID
+
+    with commit():
+        declined = services.pay_with_saved_card(card, amount=1000, reference="NEXT")
+
+    assert (declined.status, declined.bank_code) == (Status.FAILED, "300")
+    assert declined.bank_description == "Картын хугацаа дууссан"
+    check = services.inquire(declined)  # /api/check says the same
+    assert check is not None and check.error_code == "300"
+    assert CardToken.objects.get().is_active  # a declined payment does not remove the card
+
+
 def test_sandbox_payment_of_an_anonymous_customer_keeps_no_token(
     golomt_sandbox: SandboxBank,
 ) -> None:

@@ -49,6 +49,7 @@ class Behaviour(StrEnum):
     BOTH_LOST = "both_lost"
     INQUIRY_FAILS = "inquiry_fails"
     INQUIRY_SLOW = "inquiry_slow"
+    SAVED_CARD_DECLINED = "saved_card_declined"
 
     @property
     def paid(self) -> bool:
@@ -108,6 +109,11 @@ TEST_CARDS: tuple[SandboxCard, ...] = (
         "9496250000000086",
         Behaviour.INQUIRY_SLOW,
         _("Success, the next inquiries answer slowly (SLOW_INQUIRY_SECONDS, default 25 s)"),
+    ),
+    SandboxCard(
+        "9496250000000094",
+        Behaviour.SAVED_CARD_DECLINED,
+        _("Success; once saved, every payment with the saved card is declined (300)"),
     ),
 )
 

@@ -29,7 +29,11 @@ from golomt_payments.sandbox.wire import echo_amount, social_deeplink
 LANGS = ("mn", "en")
 PAGES = {"payment": Kind.PAYMENT, "socialpay": Kind.PAYMENT, "confirmation": Kind.CONFIRMATION}
 #: What the SocialPay screen may simulate on Approve (every card outcome that is a payment).
-SOCIALPAY_SCENARIOS = tuple(card for card in TEST_CARDS if card.behaviour.paid)
+SOCIALPAY_SCENARIOS = tuple(
+    card
+    for card in TEST_CARDS
+    if card.behaviour.paid and card.behaviour is not Behaviour.SAVED_CARD_DECLINED
+)
 _UNSAFE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
 
 

@@ -215,23 +215,29 @@ def token_pay(*, transaction_id: str, amount: str, token: str, lang: str) -> Tra
     if origin is None:
         raise Refused("Validation", "token is not valid.")
     behaviour = Behaviour(origin.behaviour) if origin.behaviour else Behaviour.SUCCESS
+    fields: dict[str, Any] = {}
+    if behaviour is Behaviour.SAVED_CARD_DECLINED:
+        code = DECLINED_CODE
+    else:
+        code = SUCCESS_CODE
+        fields["approval_code"] = f"{secrets.randbelow(10**6):06d}"
+        fields["sys_reference"] = f"{secrets.randbelow(10**12):012d}"
+        fields.update(_read_faults(behaviour, conf.get()))
     return _create(
         transaction_id=transaction_id,
         kind=Kind.TOKEN_PAYMENT,
         amount=amount,
         lang=lang,
         state=State.SENT,
-        error_code=SUCCESS_CODE,
-        error_desc=describe(SUCCESS_CODE, lang),
+        error_code=code,
+        error_desc=describe(code, lang),
         card_number=origin.card_number,
         card_holder=origin.card_holder,
         token=token,
         behaviour=behaviour.value,
         paid_via="token",
-        approval_code=f"{secrets.randbelow(10**6):06d}",
-        sys_reference=f"{secrets.randbelow(10**12):012d}",
         finished_at=timezone.now(),
-        **_read_faults(behaviour, conf.get()),
+        **fields,
     )
 
 
