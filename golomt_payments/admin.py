@@ -46,14 +46,13 @@ from golomt_payments.templatetags.golomt_payments import golomt_amount
 if TYPE_CHECKING:  # the admin classes are generic only to the type checker
     from django.contrib.admin.filters import _ListFilterChoices
 
-    _HistoryInline = admin.TabularInline[StatusChange, Invoice]
-    _MessageInline = admin.TabularInline[BankMessage, Invoice]
+    _LogInlineBase = admin.TabularInline[Any, Invoice]
     _InvoiceAdmin = admin.ModelAdmin[Invoice]
     _MessageAdmin = admin.ModelAdmin[BankMessage]
     _LargeListBase = admin.ModelAdmin[Any]
     _Paginator = Paginator[Any]
 else:
-    _HistoryInline = _MessageInline = admin.TabularInline
+    _LogInlineBase = admin.TabularInline
     _InvoiceAdmin = _MessageAdmin = admin.ModelAdmin
     _LargeListBase = object
     _Paginator = Paginator
@@ -404,14 +403,34 @@ class LargeListAdmin(_LargeListBase):
         return queryset.filter(condition), duplicates
 
 
-class StatusChangeInline(_HistoryInline):
-    model = StatusChange
+class RecordAdmin(LargeListAdmin):
+    """The app's records: written from the bank's answers by the services, never added or
+    deleted by hand (a payment's record is kept, whatever became of the payment; a removed
+    card stays for the invoices paid with it). Large lists, one mark for an empty value."""
+
+    show_full_result_count = False
+    empty_value_display = EMPTY_VALUE
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyRecordAdmin(RecordAdmin):
+    """A record staff may look at and never change."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LogInline(_LogInlineBase):
+    """Rows of an invoice's history and message log, shown in its page: read, never changed."""
+
     template = "admin/golomt_payments/edit_inline/tabular_log.html"
     extra = 0
     can_delete = False
-    fields = ("created_at", "from_status", "to_status", "source", "bank_code", "message")
-    readonly_fields = fields
-    show_change_link = False
     empty_value_display = EMPTY_VALUE
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -424,13 +443,17 @@ class StatusChangeInline(_HistoryInline):
         return False
 
 
-class BankMessageInline(_MessageInline):
+class StatusChangeInline(LogInline):
+    model = StatusChange
+    fields = ("created_at", "from_status", "to_status", "source", "bank_code", "message")
+    readonly_fields = fields
+    show_change_link = False
+
+
+class BankMessageInline(LogInline):
     """Each message links to its own page, to be read: the log is never changed."""
 
     model = BankMessage
-    template = "admin/golomt_payments/edit_inline/tabular_log.html"
-    extra = 0
-    can_delete = False
     fields = (
         "created_at",
         "direction",
@@ -443,20 +466,10 @@ class BankMessageInline(_MessageInline):
     readonly_fields = fields
     show_change_link = True
     ordering = ("created_at", "pk")
-    empty_value_display = EMPTY_VALUE
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
+class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
     list_display = ("invoice_shown", "status_badge", "amount_and_method", "created_shown")
     list_filter = (
         "status",
@@ -471,9 +484,7 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
         "or the beginning of a shop reference, as typed, in capitals or in small letters."
     )
     date_hierarchy = "created_at"
-    show_full_result_count = False
     list_per_page = 50
-    empty_value_display = EMPTY_VALUE
     readonly_fields = (*_INVOICE_BANK_FIELDS, "amount_shown")
     fieldsets = (
         (None, {"fields": ("status", "amount_shown", "reference", "metadata")}),
@@ -515,12 +526,6 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
     )
     inlines = (StatusChangeInline, BankMessageInline)
     actions = ("check_with_bank",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # invoices are created through the bank, never by hand
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a payment's record is kept, whatever became of the payment
 
     def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
         """The merchant account too, where there is more than one to tell apart."""
@@ -647,7 +652,7 @@ class InvoiceAdmin(LargeListAdmin, _InvoiceAdmin):
 
 
 @admin.register(BankMessage)
-class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
+class BankMessageAdmin(ReadOnlyRecordAdmin, _MessageAdmin):
     # The kind says the direction too: a redirect or a push comes from the bank, the rest go to it.
     list_display = (
         "created_at",
@@ -661,10 +666,8 @@ class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
     search_fields = ("=transaction_id",)
     search_help_text = _("A whole transaction ID, capital and small letters as written.")
     date_hierarchy = "created_at"
-    show_full_result_count = False
     list_select_related = False
     raw_id_fields = ("invoice",)
-    empty_value_display = EMPTY_VALUE
 
     exclude = ("body", "response")
 
@@ -680,15 +683,6 @@ class BankMessageAdmin(LargeListAdmin, _MessageAdmin):
     def response_shown(self, obj: BankMessage) -> str:
         return message_text_shown(obj.response)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 # --- saved cards -----------------------------------------------------------------------------
 
@@ -700,7 +694,7 @@ else:
 
 
 @admin.register(CardToken)
-class CardTokenAdmin(LargeListAdmin, _CardAdmin):
+class CardTokenAdmin(RecordAdmin, _CardAdmin):
     """Customers' saved cards, read only: the token can charge the card, so staff see only its
     last four characters. Removing goes through the service, which signals ``card_removed``."""
 
@@ -708,8 +702,6 @@ class CardTokenAdmin(LargeListAdmin, _CardAdmin):
     list_filter = ("is_active", ("account", AccountListFilter), "created_at")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
-    show_full_result_count = False
-    empty_value_display = EMPTY_VALUE
     exclude = ("token",)
     readonly_fields = (
         "owner",
@@ -739,15 +731,9 @@ class CardTokenAdmin(LargeListAdmin, _CardAdmin):
             request, _("%(count)d card(s) removed.") % {"count": removed}, messages.SUCCESS
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # cards are saved by the bank's answers, never by hand
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # removed, not deleted: the invoices paid with a card keep pointing at it
-
 
 @admin.register(CardRegistration)
-class CardRegistrationAdmin(LargeListAdmin, _RegistrationAdmin):
+class CardRegistrationAdmin(ReadOnlyRecordAdmin, _RegistrationAdmin):
     """Adding a card without buying, as the bank answered: read only."""
 
     list_display = ("transaction_id", "owner", "status", "card_token", "created_at")
@@ -758,20 +744,9 @@ class CardRegistrationAdmin(LargeListAdmin, _RegistrationAdmin):
         "A whole transaction ID or bank invoice ID, capital and small letters as written."
     )
     date_hierarchy = "created_at"
-    show_full_result_count = False
-    empty_value_display = EMPTY_VALUE
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in CardRegistration._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- settlement ------------------------------------------------------------------------------
@@ -784,7 +759,7 @@ else:
 
 
 @admin.register(SettledTransaction)
-class SettledTransactionAdmin(LargeListAdmin, _SettledAdmin):
+class SettledTransactionAdmin(ReadOnlyRecordAdmin, _SettledAdmin):
     """The bank's settlement report as fetched: read only."""
 
     list_display = ("settled_on", "merchant_invoice", "amount_shown", "sys_reference")
@@ -794,9 +769,7 @@ class SettledTransactionAdmin(LargeListAdmin, _SettledAdmin):
         "A whole merchant invoice (transaction ID) or RRN, capital and small letters as written."
     )
     date_hierarchy = "settled_on"
-    show_full_result_count = False
     list_per_page = 100
-    empty_value_display = EMPTY_VALUE
     exclude = ("raw",)
 
     def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
@@ -818,15 +791,6 @@ class SettledTransactionAdmin(LargeListAdmin, _SettledAdmin):
             _PRE_STYLE,
             json.dumps(obj.raw, indent=2, ensure_ascii=False, sort_keys=True),
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 MISMATCH_CSV_COLUMNS = (
@@ -890,7 +854,7 @@ def mismatches_csv(queryset: QuerySet[SettlementMismatch]) -> HttpResponse:
 
 
 @admin.register(SettlementMismatch)
-class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
+class SettlementMismatchAdmin(RecordAdmin, _MismatchAdmin):
     """Differences between the invoices paid here and the bank's settlement report.
 
     Staff who may view them may export them; staff who may change them may mark them resolved
@@ -920,7 +884,6 @@ class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
     date_hierarchy = "day"
     list_select_related = ("invoice", "settled")
     list_per_page = 100
-    empty_value_display = EMPTY_VALUE
     actions = ("mark_resolved", "export_csv")
     fields = (
         "day",
@@ -1027,9 +990,3 @@ class SettlementMismatchAdmin(LargeListAdmin, _MismatchAdmin):
                 reverse("admin:golomt_payments_settlementmismatch_changelist")
             )
         return mismatches_csv(changelist.queryset)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
