@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,7 +60,7 @@ from tests.factories import (
     OutboundMessageFactory,
     StatusChangeFactory,
 )
-from tests.sandbox.processes import REPO, child_env, free_port, serving
+from tests.sandbox.processes import example_shop as running_example_shop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,7 +96,6 @@ STATUS_WORDS = {
     },
 }
 
-EXAMPLE_MANAGE = str(REPO / "example_project" / "manage.py")
 SUCCESS_CARD = "9496 2500 0000 0003"
 DECLINED_CARD = "9496 2500 0000 0011"
 EXPIRED_CARD_DESC = "Картын хугацаа дууссан"
@@ -705,23 +701,7 @@ def test_saved_cards_page(tour: Tour, shop: Shop, django_user_model: Any) -> Non
 @pytest.fixture(scope="module")
 def example_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The example shop as ``make demo`` runs it, in a fresh SQLite file on a free port."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    db = Path(tmp_path_factory.mktemp("example-shop")) / "db.sqlite3"
-    env = child_env({"SHOP_URL": url, "SHOP_DB_PATH": str(db), "DJANGO_DEBUG": "1"})
-    for command in (["migrate", "--noinput"], ["seed_shop"]):
-        done = subprocess.run(  # noqa: S603 - a fixed command line built by the tests
-            [sys.executable, EXAMPLE_MANAGE, *command],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    runserver = [sys.executable, EXAMPLE_MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with serving(runserver, port, env):
+    with running_example_shop(tmp_path_factory.mktemp("example-shop")) as (url, _):
         yield url
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,3 +65,34 @@ def serving(command: Sequence[str], port: int, env: Mapping[str, str]) -> Iterat
         yield
     finally:
         stop(process)
+
+
+EXAMPLE_MANAGE = str(REPO / "example_project" / "manage.py")
+
+
+@contextmanager
+def example_shop(directory: Path, *, seeds: int = 1) -> Iterator[tuple[str, str]]:
+    """The example shop as ``make demo`` runs it: ``migrate``, ``seed_shop`` (``seeds`` times)
+    and ``runserver``, on a fresh SQLite file in ``directory`` and a free port. Yields its URL
+    and what the last ``seed_shop`` printed."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = child_env(
+        {"SHOP_URL": url, "SHOP_DB_PATH": str(directory / "db.sqlite3"), "DJANGO_DEBUG": "1"}
+    )
+    output = ""
+    for command in (["migrate", "--noinput"], *[["seed_shop"]] * seeds):
+        done = subprocess.run(  # noqa: S603 - a fixed command line built by the tests
+            [sys.executable, EXAMPLE_MANAGE, *command],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        output = done.stdout
+    runserver = [sys.executable, EXAMPLE_MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"]
+    with serving(runserver, port, env):
+        yield url, output

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
 from golomt_payments.sandbox.cards import TEST_CARDS
 from tests.sandbox.helpers import csrf_token, pay_on_page, return_form
-from tests.sandbox.processes import REPO, child_env, free_port, serving
+from tests.sandbox.processes import example_shop
 
-MANAGE = str(REPO / "example_project" / "manage.py")
 _STATUS = re.compile(r'id="order-status" data-status="(\w+)"')
 
 
@@ -33,25 +29,9 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    """migrate, seed_shop and runserver, in a fresh SQLite file, on a free port."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    db = Path(tmp_path_factory.mktemp("shop")) / "db.sqlite3"
-    env = child_env({"SHOP_URL": url, "SHOP_DB_PATH": str(db), "DJANGO_DEBUG": "1"})
-    for command in (["migrate", "--noinput"], ["seed_shop"], ["seed_shop"]):
-        done = subprocess.run(  # noqa: S603 - a fixed command line built by the tests
-            [sys.executable, MANAGE, *command],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    runserver = [sys.executable, MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with serving(runserver, port, env):
-        yield Shop(url, done.stdout)
+    """The shop on a fresh database, seeded twice (seeding again must change nothing)."""
+    with example_shop(tmp_path_factory.mktemp("shop"), seeds=2) as (url, seed_output):
+        yield Shop(url, seed_output)
 
 
 def order(shop: Shop, browser: requests.Session, product: str = "khuushuur-box") -> str:
