@@ -481,3 +481,26 @@ def test_no_estimate_is_made_on_other_databases_or_for_filtered_querysets() -> N
         assert estimated_row_count(Invoice.objects.all()) is None
     assert estimated_row_count(Invoice.objects.filter(status=Status.PAID)) is None
     assert estimated_row_count(BankMessage.objects.distinct()) is None
+
+
+# --- bad filter values ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "query"),
+    [
+        (INVOICES, "status__exact=%00"),
+        (INVOICES, "account=de%00fault"),
+        (MESSAGES, "outcome=%00"),
+        (reverse("admin:golomt_payments_settlementmismatch_changelist"), "kind__exact=%00"),
+    ],
+)
+def test_a_filter_value_with_a_nul_character_is_a_bad_lookup_not_a_500(
+    admin_client: Client, page: str, query: str
+) -> None:
+    InvoiceFactory()
+
+    answer = admin_client.get(f"{page}?{query}")
+
+    assert answer.status_code == 302
+    assert answer["Location"].endswith("?e=1")

@@ -398,12 +398,10 @@ def transition(
             return _recorded(moved, record)
         invoice, old = moved
         if target == Status.PAID:
-            card_fields = cards.on_paid(invoice, result)
-            if card_fields:
-                Invoice.objects.filter(pk=invoice_pk).update(
-                    **{name: getattr(invoice, name) for name in card_fields}
-                )
-                values.update({name: getattr(invoice, name) for name in card_fields})
+            card_values = {name: getattr(invoice, name) for name in cards.on_paid(invoice, result)}
+            if card_values:
+                Invoice.objects.filter(pk=invoice_pk).update(**card_values)
+                values.update(card_values)
         StatusChange.objects.create(
             invoice=invoice,
             from_status=old,
