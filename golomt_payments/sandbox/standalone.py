@@ -20,21 +20,18 @@ import socket
 import socketserver
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
 from django.db import connections
-from django.http import HttpRequest, HttpResponse
-from django.http.response import HttpResponseBase
 from django.urls import include, path
 
 __all__ = [
     "SandboxRequestHandler",
     "SandboxServer",
     "build_settings",
-    "content_length",
     "main",
     "parse_args",
 ]
@@ -86,7 +83,11 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
         "ALLOWED_HOSTS": ["*"],
         "ROOT_URLCONF": "golomt_payments.sandbox.standalone",
         "INSTALLED_APPS": ["golomt_payments.sandbox"],
-        "MIDDLEWARE": ["golomt_payments.sandbox.standalone.content_length"],
+        # CommonMiddleware says how long each answer is, so a client may send its next request
+        # on the same connection (without it every answer closes the connection, and a client
+        # such as the reconciler opens a new one per call). Nothing here needs a slash added.
+        "MIDDLEWARE": ["django.middleware.common.CommonMiddleware"],
+        "APPEND_SLASH": False,
         "TEMPLATES": [
             {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
         ],
@@ -123,23 +124,6 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
             "MERCHANT_NAME": args.merchant_name,
         },
     }
-
-
-Handler = Callable[[HttpRequest], HttpResponseBase]
-
-
-def content_length(get_response: Handler) -> Handler:
-    """Middleware: say how long each answer is, so that the client may send its next request
-    on the same connection. Without it the server closes the connection after every answer,
-    and a client such as the reconciler opens a new one per call."""
-
-    def middleware(request: HttpRequest) -> HttpResponseBase:
-        response = get_response(request)
-        if isinstance(response, HttpResponse) and not response.has_header("Content-Length"):
-            response.headers["Content-Length"] = str(len(response.content))
-        return response
-
-    return middleware
 
 
 class SandboxRequestHandler(WSGIRequestHandler):
