@@ -12,9 +12,11 @@ import requests
 from django.core import signing
 from django.template import Context, Template
 from django.test import Client, RequestFactory, override_settings
+from django.utils import translation
 
 from golomt_payments.checkout import read_checkout, sign_checkout
 from golomt_payments.models import Invoice, Method, Status
+from golomt_payments.templatetags.golomt_payments import golomt_amount
 from tests.helpers import FakeBank, hmac_hex
 from tests.settings import GOLOMT_PAYMENTS
 
@@ -281,3 +283,26 @@ def test_checkout_payload_tag_gives_just_the_signed_payload() -> None:
 def test_checkout_form_tag_refuses_a_bad_amount_when_rendering() -> None:
     with pytest.raises(ValueError):
         render("{% golomt_checkout_form amount='1,000' reference='R' %}")
+
+
+# --- amounts as customers read them -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "mn"])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (Decimal("1250000"), "1,250,000"),
+        (Decimal("1000.00"), "1,000"),  # no cents when there are none
+        ("9800.50", "9,800.50"),
+        (0, "0"),
+        (None, ""),
+        ("not a number", "not a number"),  # shown as it is, never an error on a page
+        ("NaN", "NaN"),
+    ],
+)
+def test_amounts_are_grouped_in_threes_in_both_languages(
+    language: str, value: Any, shown: str
+) -> None:
+    with translation.override(language):
+        assert golomt_amount(value) == shown
