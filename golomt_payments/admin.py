@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import lookup_spawns_duplicates
 from django.contrib.admin.views.main import ChangeList
@@ -20,6 +22,7 @@ from django.core.paginator import Paginator
 from django.db import connections, models, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
@@ -35,6 +38,8 @@ from golomt_payments.models import (
     CardRegistration,
     CardToken,
     Invoice,
+    Notification,
+    Refund,
     SettledTransaction,
     SettlementMismatch,
     Source,
@@ -480,6 +485,54 @@ class BankMessageInline(LogInline):
     ordering = ("created_at", "pk")
 
 
+class RefundInline(LogInline):
+    """Refunds staff recorded (made in the bank's merchant portal): who, when, how much."""
+
+    model = Refund
+    fields = ("created_at", "amount", "note", "recorded_by")
+    readonly_fields = fields
+    show_change_link = False
+
+
+class NotificationInline(LogInline):
+    """The signals the shop was owed for this invoice, and whether they reached it."""
+
+    model = Notification
+    fields = ("created_at", "signal", "state", "attempts", "delivered_at", "last_error")
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ("created_at", "pk")
+
+
+class PaidTwiceFilter(admin.SimpleListFilter):
+    """Invoices that paid an order another invoice had already paid: money to give back."""
+
+    title = _("paid twice")
+    parameter_name = "paid_twice"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Yes: refund")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(duplicate_of__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(duplicate_of__isnull=True)
+        return queryset
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(
+        label=_("Amount refunded"), max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_("For example the bank portal's reference for the refund."),
+    )
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
     list_display = ("invoice_shown", "status_badge", "amount_and_method", "created_shown")
@@ -487,6 +540,7 @@ class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
         "status",
         "method",
         "needs_review",
+        PaidTwiceFilter,
         ("account", AccountListFilter),
         "created_at",
     )
@@ -497,7 +551,15 @@ class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
     )
     date_hierarchy = "created_at"
     list_per_page = 50
-    readonly_fields = (*_INVOICE_BANK_FIELDS, "amount_shown")
+    # The reference names the order: one payment per order is kept by the database on it.
+    readonly_fields = (
+        *_INVOICE_BANK_FIELDS,
+        "amount_shown",
+        "reference",
+        "holds_order",
+        "duplicate_of",
+        "refunded_shown",
+    )
     fieldsets = (
         (None, {"fields": ("status", "amount_shown", "reference", "metadata")}),
         (
@@ -534,10 +596,21 @@ class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
             },
         ),
         (_("Customer"), {"fields": ("owner", "card_token")}),
-        (_("Review"), {"fields": ("needs_review", "review_reason")}),
+        (
+            _("Review"),
+            {
+                "fields": (
+                    "needs_review",
+                    "review_reason",
+                    "holds_order",
+                    "duplicate_of",
+                    "refunded_shown",
+                )
+            },
+        ),
     )
-    inlines = (StatusChangeInline, BankMessageInline)
-    actions = ("check_with_bank",)
+    inlines = (StatusChangeInline, RefundInline, NotificationInline, BankMessageInline)
+    actions = ("check_with_bank", "record_refund")
 
     def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
         """The merchant account too, where there is more than one to tell apart."""
@@ -578,6 +651,14 @@ class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
             _BADGE_COLOURS.get(obj.status, "#6b7280"),
             obj.get_status_display(),
         )
+        if obj.is_duplicate:
+            badge = format_html(
+                '{} <span class="golomt-paid-twice" style="background:#c0392b;color:#fff;'
+                "padding:1px 7px;border-radius:10px;font-size:11px;font-weight:bold;"
+                'white-space:nowrap">{}</span>',
+                badge,
+                _("Paid twice"),
+            )
         if not obj.needs_review:
             return badge
         return format_html(
@@ -662,6 +743,62 @@ class InvoiceAdmin(RecordAdmin, _InvoiceAdmin):
     def has_check_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("golomt_payments.check_invoice")
 
+    @admin.display(description=_("refunded"))
+    def refunded_shown(self, obj: Invoice) -> str:
+        return amount_text(services.refunded_amount(obj)) if obj.pk else EMPTY_VALUE
+
+    @admin.action(
+        description=_("Record a refund made in the bank's portal"), permissions=["refund"]
+    )
+    def record_refund(
+        self, request: HttpRequest, queryset: QuerySet[Invoice]
+    ) -> TemplateResponse | None:
+        """The bank's API cannot refund: staff refund in its merchant portal, then record it
+        here (amount, note; who and when are kept), on one paid invoice at a time."""
+        invoices = list(queryset[:2])
+        if len(invoices) != 1 or invoices[0].status != Status.PAID:
+            self.message_user(
+                request,
+                _("Select one paid invoice to record a refund for."),
+                messages.WARNING,
+            )
+            return None
+        invoice = invoices[0]
+        form = RefundForm(request.POST if "amount" in request.POST else None)
+        if form.is_valid():
+            try:
+                refund = services.record_refund(
+                    invoice,
+                    amount=form.cleaned_data["amount"],
+                    note=form.cleaned_data["note"],
+                    by=request.user if request.user.is_authenticated else None,
+                )
+            except services.RefundRefused as exc:
+                form.add_error("amount", str(exc))
+            else:
+                self.message_user(
+                    request,
+                    _("%(tx)s: a refund of %(amount)s is recorded.")
+                    % {"tx": invoice.transaction_id, "amount": amount_text(refund.amount)},
+                    messages.SUCCESS,
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record a refund"),
+            "opts": self.opts,
+            "invoice": invoice,
+            "form": form,
+            "left": amount_text(invoice.amount - services.refunded_amount(invoice)),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/golomt_payments/invoice/record_refund.html", context
+        )
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("golomt_payments.record_refund")
+
 
 @admin.register(BankMessage)
 class BankMessageAdmin(ReadOnlyRecordAdmin, _MessageAdmin):
@@ -694,6 +831,51 @@ class BankMessageAdmin(ReadOnlyRecordAdmin, _MessageAdmin):
     @admin.display(description=_("response"))
     def response_shown(self, obj: BankMessage) -> str:
         return message_text_shown(obj.response)
+
+
+# --- notifications (the outbox) ---------------------------------------------------------------
+
+if TYPE_CHECKING:
+    _NotificationAdmin = admin.ModelAdmin[Notification]
+else:
+    _NotificationAdmin = admin.ModelAdmin
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyRecordAdmin, _NotificationAdmin):
+    """The signals the shop is owed: which reached its receivers, which are still owed and
+    why. "Deliver again" sends the selected ones now (receivers see the same event id)."""
+
+    list_display = ("created_at", "signal", "invoice", "state", "attempts", "due_at")
+    list_filter = ("state", "signal", "created_at")
+    list_select_related = ("invoice",)
+    search_fields = ("=event_id", "=invoice__transaction_id")
+    search_help_text = _("A whole event ID, or a whole transaction ID.")
+    date_hierarchy = "created_at"
+    actions = ("deliver_again",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in Notification._meta.fields]
+
+    @admin.action(description=_("Deliver again now"), permissions=["deliver"])
+    def deliver_again(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        summary = services.deliver_again(queryset.select_related("invoice", "card"))
+        if summary.delivered:
+            self.message_user(
+                request,
+                _("%(count)d notification(s) delivered.") % {"count": summary.delivered},
+                messages.SUCCESS,
+            )
+        if summary.failed:
+            self.message_user(
+                request,
+                _("%(count)d notification(s) failed again: see their last error.")
+                % {"count": summary.failed},
+                messages.ERROR,
+            )
+
+    def has_deliver_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("golomt_payments.deliver_notification")
 
 
 # --- saved cards -----------------------------------------------------------------------------

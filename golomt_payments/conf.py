@@ -53,6 +53,7 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "CHECKOUT_MAX_AGE_SECONDS",
     "RECONCILE_CONCURRENCY",
     "RECONCILE_GRACE_MINUTES",
+    "NOTIFICATION_RETRY_SECONDS",
     "API_PERMISSION_CLASSES",
     "API_AUTHENTICATION_CLASSES",
     "API_ORDER_RESOLVER",
@@ -111,6 +112,9 @@ class GolomtSettings:
     checkout_max_age_seconds: int = 3600
     reconcile_concurrency: int = 8
     reconcile_grace_minutes: int = 30
+    #: How long a notification not yet delivered waits before a sweep sends it again; doubled
+    #: after every failed attempt, up to an hour.
+    notification_retry_seconds: int = 60
     #: The REST API's permission classes (imported from ``API_PERMISSION_CLASSES``).
     api_permission_classes: tuple[type, ...] = ()
     #: The REST API's authentication classes; ``None``: DRF's ``DEFAULT_AUTHENTICATION_CLASSES``.
@@ -345,6 +349,7 @@ def build(raw: Any) -> GolomtSettings:
             raw, "RECONCILE_CONCURRENCY", 8, 1, maximum=MAX_RECONCILE_CONCURRENCY
         ),
         reconcile_grace_minutes=_int(raw, "RECONCILE_GRACE_MINUTES", 30, 0),
+        notification_retry_seconds=_int(raw, "NOTIFICATION_RETRY_SECONDS", 60, 1),
         api_permission_classes=_permission_classes(raw),
         api_authentication_classes=_classes(raw, "API_AUTHENTICATION_CLASSES", None),
         api_order_resolver=_resolver(raw),

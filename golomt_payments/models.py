@@ -129,6 +129,25 @@ class Invoice(models.Model):
         help_text=_("The bank said something that does not match this invoice."),
     )
     review_reason = models.TextField(_("review reason"), blank=True)
+    holds_order = models.BooleanField(
+        _("holds its order"),
+        default=False,
+        editable=False,
+        help_text=_(
+            "The one invoice of its order (merchant account and shop reference) that may be "
+            "paid now, or that paid it. The database allows one per order."
+        ),
+    )
+    duplicate_of = models.ForeignKey(
+        "self",
+        verbose_name=_("paid twice: the order's first payment"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="duplicates",
+        help_text=_("This payment came after the order was already paid: refund it."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
@@ -162,7 +181,19 @@ class Invoice(models.Model):
                 name="golomt_inv_open",
             ),
         ]
-        permissions = [("check_invoice", _("Can check invoices with the bank"))]
+        constraints = [
+            # One order, one payment: at most one invoice per account and reference may be
+            # payable (or have paid it) at a time, whichever host or request made it.
+            models.UniqueConstraint(
+                fields=["account", "reference"],
+                condition=models.Q(holds_order=True),
+                name="golomt_one_payment_per_order",
+            ),
+        ]
+        permissions = [
+            ("check_invoice", _("Can check invoices with the bank")),
+            ("record_refund", _("Can record refunds made in the bank's merchant portal")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.transaction_id} ({self.get_status_display()})"
@@ -170,6 +201,11 @@ class Invoice(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in (Status.NEW, Status.PENDING)
+
+    @property
+    def is_duplicate(self) -> bool:
+        """Paid after its order was already paid by another invoice: the money is to refund."""
+        return self.duplicate_of_id is not None
 
 
 class StatusChange(models.Model):
@@ -446,3 +482,115 @@ class SettlementMismatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.get_kind_display()}"
+
+
+class Refund(models.Model):
+    """Money given back to the customer in the bank's merchant portal, as staff recorded it.
+
+    The bank's API has no refund call: this is the shop's record of one, kept on the invoice.
+    """
+
+    invoice = models.ForeignKey(
+        Invoice, verbose_name=_("invoice"), on_delete=models.PROTECT, related_name="refunds"
+    )
+    amount = models.DecimalField(
+        _("amount"),
+        max_digits=14,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    note = models.TextField(_("note"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ("created_at", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.amount} ({self.invoice.transaction_id})"
+
+
+class SignalName(models.TextChoices):
+    """The app's signals, as the outbox names them (see :mod:`golomt_payments.signals`)."""
+
+    STATUS_CHANGED = "invoice_status_changed", "invoice_status_changed"
+    SUCCEEDED = "payment_succeeded", "payment_succeeded"
+    FAILED = "payment_failed", "payment_failed"
+    EXPIRED = "payment_expired", "payment_expired"
+    DUPLICATED = "payment_duplicated", "payment_duplicated"
+    REFUNDED = "payment_refunded", "payment_refunded"
+    CARD_SAVED = "card_saved", "card_saved"
+    CARD_REMOVED = "card_removed", "card_removed"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Not delivered yet")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("A receiver failed")
+
+
+class Notification(models.Model):
+    """A signal the shop is owed (the outbox), written in the transaction of the change it
+    announces, sent after the commit and marked delivered once every receiver returned.
+
+    One never marked delivered (a worker died after the commit, a receiver raised) is sent
+    again by ``golomt_reconcile`` and the Celery task once ``due_at`` has passed, with the
+    same ``event_id``, until it is delivered.
+    """
+
+    event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
+    signal = models.CharField(_("signal"), max_length=32, choices=SignalName.choices)
+    invoice = models.ForeignKey(
+        Invoice,
+        verbose_name=_("invoice"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    card = models.ForeignKey(
+        CardToken,
+        verbose_name=_("saved card"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    data = models.JSONField(_("details"), default=dict, blank=True)
+    state = models.CharField(
+        _("delivery"), max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    due_at = models.DateTimeField(
+        _("next attempt"),
+        help_text=_("When a sweep may send it (again) if it is still not delivered."),
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ("-created_at", "-pk")
+        indexes = [
+            # The sweep's walk: the few not delivered, the most overdue first.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(state__in=["pending", "failed"]),
+                name="golomt_notice_undelivered",
+            ),
+        ]
+        permissions = [("deliver_notification", _("Can deliver notifications again"))]
+
+    def __str__(self) -> str:
+        return f"{self.signal} {self.event_id}"

@@ -18,6 +18,7 @@ from celery import Task, shared_task
 from golomt_payments import services
 from golomt_payments.gateway import GolomtError, is_transient
 from golomt_payments.models import BankMessage, Direction, Invoice, MessageKind, Outcome, Source
+from golomt_payments.services.notifications import DEFAULT_DELIVERY_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 RECONCILE = "golomt_payments.reconcile"
 REFRESH_INVOICE = "golomt_payments.refresh_invoice"
 PROCESS_PUSH = "golomt_payments.process_push"
+DELIVER_NOTIFICATIONS = "golomt_payments.deliver_notifications"
 
 #: No retry waits longer than this, however many came before.
 MAX_RETRY_DELAY = 600
@@ -41,6 +43,13 @@ def _backoff(task: Task) -> float:
 def reconcile(limit: int | None = None) -> dict[str, Any]:
     """The periodic sweep, as ``manage.py golomt_reconcile`` does it; returns its summary."""
     return dataclasses.asdict(services.reconcile(limit=limit))
+
+
+@shared_task(name=DELIVER_NOTIFICATIONS, ignore_result=False)
+def deliver_notifications(limit: int = DEFAULT_DELIVERY_LIMIT) -> dict[str, Any]:
+    """Send again the signals the shop was owed and has not received (the outbox's sweep);
+    cheap when there are none, so it may run every minute."""
+    return dataclasses.asdict(services.deliver_due(limit=limit))
 
 
 @shared_task(bind=True, name=REFRESH_INVOICE, max_retries=5, default_retry_delay=30)

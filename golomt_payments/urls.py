@@ -17,6 +17,7 @@ urlpatterns = [
     path("push/", views.push, name="push"),
     path("result/<uuid:key>/", views.result, name="result"),
     path("status/<uuid:key>/", views.status, name="status"),
+    path("resume/<uuid:key>/", views.resume, name="resume"),
     path("cards/", views.cards, name="cards"),
     path("cards/add/", views.card_add, name="card_add"),
     path("cards/<int:pk>/delete/", views.card_delete, name="card_delete"),

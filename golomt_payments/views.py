@@ -132,7 +132,9 @@ def _bank_error_page(request: HttpRequest, exc: GolomtError, refused: str) -> Ht
 @require_POST
 @transaction.non_atomic_requests
 def checkout(request: HttpRequest) -> HttpResponse:
-    """Start a payment from the shop's signed checkout form and send the browser to the bank."""
+    """Pay for the shop's order from its signed checkout form: to the bank's page of the
+    order's payment, started here unless one is open already (a second tab, a replayed form),
+    or to the page that says the order is paid."""
     try:
         order = read_checkout(request.POST.get("payload", ""))
     except signing.BadSignature:
@@ -164,9 +166,40 @@ def checkout(request: HttpRequest) -> HttpResponse:
             callback_url=callback_url(request),
             owner=customer,
         )
+    except services.PaymentError as exc:
+        return _refused_payment(request, exc)
     except GolomtError as exc:
         return _bank_error_page(request, exc, _("The bank could not start this payment."))
-    return _after_checkout(invoice)
+    return _continue(request, invoice)
+
+
+def _refused_payment(request: HttpRequest, exc: services.PaymentError) -> HttpResponse:
+    """The order's rule said no: its page, nothing sent to the bank or charged."""
+    if isinstance(exc, services.OrderAlreadyPaid):
+        return HttpResponseRedirect(outcome_url(request, exc.invoice), status=303)
+    if isinstance(exc, services.OrderAmountChanged):
+        return _error_page(
+            request,
+            409,
+            _("This order already has a payment under way for another amount."),
+            _(
+                "Nothing was charged. Finish or close that payment first, or ask the shop "
+                "to check your order."
+            ),
+        )
+    if isinstance(exc, services.OrderBusy):
+        return _error_page(
+            request,
+            503,
+            _("The bank is still opening this order's payment page."),
+            _("Nothing was charged. Please try again in a moment."),
+        )
+    return _error_page(
+        request,
+        404,
+        _("This saved card is not available."),
+        _("Nothing was charged. Please choose another card or payment method."),
+    )
 
 
 def _form_reference(payload: str) -> str:
@@ -195,7 +228,7 @@ def _pay_with_saved_card(
     )
     try:
         if card is None:
-            raise ValueError("no such card")
+            raise services.CardRemoved("no such card")
         invoice = services.pay_with_saved_card(
             card,
             amount=order.amount,
@@ -205,13 +238,10 @@ def _pay_with_saved_card(
             metadata=order.metadata,
             language=language,
         )
-    except ValueError:
-        return _error_page(
-            request,
-            404,
-            _("This saved card is not available."),
-            _("Nothing was charged. Please choose another card or payment method."),
-        )
+    except services.PaymentError as exc:
+        return _refused_payment(request, exc)
+    except GolomtError as exc:
+        return _bank_error_page(request, exc, _("The bank could not start this payment."))
     return HttpResponseRedirect(outcome_url(request, invoice), status=303)
 
 
@@ -294,6 +324,9 @@ def result(request: HttpRequest, key: str) -> HttpResponse:
         template = "golomt_payments/success.html"
     elif invoice.status in (Status.FAILED, Status.EXPIRED):
         template = "golomt_payments/failure.html"
+        # A declined card may try again on the same bank page while its timer runs.
+        if services.is_payable(invoice):
+            context["resume_url"] = reverse("golomt_payments:resume", kwargs={"key": invoice.key})
     else:
         template = "golomt_payments/pending.html"
     return render(request, template, context)
@@ -304,12 +337,12 @@ def result(request: HttpRequest, key: str) -> HttpResponse:
 def status(request: HttpRequest, key: str) -> JsonResponse:
     """A small JSON status for the confirming page's polling.
 
-    While the invoice is open, asks the bank itself (at most once per
-    ``STATUS_CHECK_INTERVAL_SECONDS`` per invoice), so a lost push and a lost redirect together
-    still end in the right state.
+    While the invoice is open, or declined with its bank page still taking another card, asks
+    the bank itself (at most once per ``STATUS_CHECK_INTERVAL_SECONDS`` per invoice), so a lost
+    push and a lost redirect together still end in the right state.
     """
     invoice = get_object_or_404(Invoice, key=key)
-    if invoice.is_open:
+    if invoice.is_open or services.is_payable(invoice):  # a declined card may try again
         try:
             invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
         except GolomtError as exc:
@@ -475,9 +508,12 @@ def cards_url(request: HttpRequest, registration: CardRegistration) -> str:
 # --- SocialPay ------------------------------------------------------------------------------
 
 
-def _after_checkout(invoice: Invoice) -> HttpResponse:
-    """Where the browser goes once the bank has the invoice: SocialPay to our page with the
-    QR code and both ways to pay, everything else straight to the bank's hosted page."""
+def _continue(request: HttpRequest, invoice: Invoice) -> HttpResponse:
+    """Where the browser goes on with an order's payment: SocialPay to our page with the QR
+    code and both ways to pay, a card to the bank's hosted page, a saved-card charge (no page)
+    to its outcome."""
+    if invoice.method == Method.SAVED_CARD:
+        return HttpResponseRedirect(outcome_url(request, invoice), status=303)
     if invoice.method == Method.SOCIALPAY:
         return HttpResponseRedirect(
             reverse("golomt_payments:socialpay", kwargs={"key": invoice.key}), status=303
@@ -486,12 +522,22 @@ def _after_checkout(invoice: Invoice) -> HttpResponse:
 
 
 @require_GET
+def resume(request: HttpRequest, key: str) -> HttpResponse:
+    """Back to the bank's page of a payment the customer may still make (a shop's "continue
+    paying" link), else to its outcome: never to a page that could take the money twice."""
+    invoice = get_object_or_404(Invoice, key=key)
+    if services.is_payable(invoice):
+        return _continue(request, invoice)
+    return redirect(outcome_url(request, invoice), permanent=False)
+
+
+@require_GET
 def socialpay(request: HttpRequest, key: str) -> HttpResponse:
     """A SocialPay invoice's own page: the deeplink as a QR code (for a customer at a desktop)
     and as a link (on the phone), the bank's hosted SocialPay page, and polling that moves on
     once the payment is final."""
     invoice = get_object_or_404(Invoice, key=key, method=Method.SOCIALPAY)
-    if not invoice.is_open:
+    if not services.is_payable(invoice):  # paid, closed, or its order moved on
         return redirect(outcome_url(request, invoice), permanent=False)
     deeplink = services.socialpay_deeplink(invoice)
     # segno's SVG holds only the code's geometry, no text of the deeplink: safe to inline.

@@ -112,10 +112,13 @@ class FakeBank:
         *,
         bank_invoice: str | None = None,
         social_deeplink: str | None = None,
+        delay: float = 0,
     ) -> None:
-        """Accept every invoice, answering with a signed bank invoice id."""
+        """Accept every invoice, answering with a signed bank invoice id (``delay`` seconds
+        later: a bank that takes its time, so that other requests come meanwhile)."""
 
         def reply(request: requests.PreparedRequest) -> Reply:
+            time.sleep(delay)
             sent = json.loads(request.body or b"{}")
             invoice = bank_invoice or str(uuid.uuid4())
             self.invoices_created.append(invoice)
@@ -199,13 +202,15 @@ class FakeBank:
         amount: str | None = None,
         error_desc: str | None = None,
         checksum: str | None = None,
+        delay: float = 0,
     ) -> None:
         """Answer a token payment, signed (transactionId + errorCode + amount, no token).
 
-        ``amount`` defaults to the amount sent.
+        ``amount`` defaults to the amount sent; the answer comes ``delay`` seconds later.
         """
 
         def reply(request: requests.PreparedRequest) -> Reply:
+            time.sleep(delay)
             sent = json.loads(request.body or b"{}")
             answered = sent["amount"] if amount is None else amount
             desc = error_desc
@@ -336,27 +341,34 @@ class FakeBank:
 
 
 class SignalRecorder:
-    """Records every app signal received, as (signal name, invoice pk, extra kwargs)."""
+    """Records every app signal received, as (signal name, invoice pk, extra kwargs); the
+    event id every signal carries is kept apart, in ``event_ids``."""
 
     NAMES = (
         "invoice_status_changed",
         "payment_succeeded",
         "payment_failed",
         "payment_expired",
+        "payment_duplicated",
+        "payment_refunded",
     )
 
     def __init__(self) -> None:
         self.received: list[tuple[str, int, dict[str, Any]]] = []
+        self.event_ids: list[str] = []
         self._receivers: list[tuple[Signal, Callable[..., None]]] = []
 
     def connect(self) -> None:
         for name in self.NAMES:
             signal: Signal = getattr(signals, name)
 
-            def receiver(sender: Any, *, invoice: Invoice, _name: str = name, **kw: Any) -> None:
+            def receiver(
+                sender: Any, *, invoice: Invoice, event_id: str, _name: str = name, **kw: Any
+            ) -> None:
                 assert sender is Invoice
                 kw.pop("signal", None)
                 self.received.append((_name, invoice.pk, kw))
+                self.event_ids.append(event_id)
 
             signal.connect(receiver, weak=False)
             self._receivers.append((signal, receiver))
@@ -377,16 +389,20 @@ class CardSignalRecorder:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, int, dict[str, Any]]] = []
+        self.event_ids: list[str] = []
         self._receivers: list[tuple[Signal, Callable[..., None]]] = []
 
     def connect(self) -> None:
         for name in self.NAMES:
             signal: Signal = getattr(signals, name)
 
-            def receiver(sender: Any, *, card: CardToken, _name: str = name, **kw: Any) -> None:
+            def receiver(
+                sender: Any, *, card: CardToken, event_id: str, _name: str = name, **kw: Any
+            ) -> None:
                 assert sender is CardToken
                 kw.pop("signal", None)
                 self.received.append((_name, card.pk, kw))
+                self.event_ids.append(event_id)
 
             signal.connect(receiver, weak=False)
             self._receivers.append((signal, receiver))

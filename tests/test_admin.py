@@ -145,7 +145,7 @@ def test_invoice_change_page_shows_history_and_messages_inline(admin_client: Cli
 
     assert response.status_code == 200
     formsets = {fs.formset.prefix: fs for fs in response.context["inline_admin_formsets"]}
-    assert set(formsets) == {"history", "messages"}
+    assert set(formsets) == {"history", "refunds", "notifications", "messages"}
     assert formsets["history"].formset.queryset.count() == 1
     assert formsets["messages"].formset.queryset.count() == 2
     content = response.content.decode()
@@ -160,8 +160,13 @@ def test_invoice_admin_never_adds_invoices_by_hand(admin_client: Client) -> None
     assert response.status_code == 403
 
 
-def test_invoice_status_is_read_only_in_the_admin(admin_client: Client) -> None:
+def test_invoice_status_amount_and_reference_are_read_only_in_the_admin(
+    admin_client: Client,
+) -> None:
+    """Status moves only through the services; the reference names the order, which the
+    database keeps to one payment: neither is edited by hand. Metadata is the shop's."""
     invoice = InvoiceFactory()
+    reference = invoice.reference
     url = reverse("admin:golomt_payments_invoice_change", args=[invoice.pk])
 
     admin_client.post(
@@ -170,17 +175,19 @@ def test_invoice_status_is_read_only_in_the_admin(admin_client: Client) -> None:
             "status": "paid",
             "amount": "1.00",
             "reference": "edited",
-            "metadata": "{}",
+            "metadata": '{"note": "edited"}',
             "review_reason": "",
-            "history-TOTAL_FORMS": "0",
-            "history-INITIAL_FORMS": "0",
-            "messages-TOTAL_FORMS": "0",
-            "messages-INITIAL_FORMS": "0",
+            **{
+                f"{inline}-{count}": "0"
+                for inline in ("history", "refunds", "notifications", "messages")
+                for count in ("TOTAL_FORMS", "INITIAL_FORMS")
+            },
         },
     )
 
     invoice.refresh_from_db()
-    assert invoice.reference == "edited"
+    assert invoice.metadata == {"note": "edited"}
+    assert invoice.reference == reference
     assert invoice.status == Status.PENDING
     assert invoice.amount == 1000
 

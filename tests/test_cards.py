@@ -473,7 +473,7 @@ def test_status_page_of_a_pending_token_payment_asks_check(
 def test_a_removed_card_cannot_pay(fake_bank: FakeBank, customer: AbstractBaseUser) -> None:
     card = card_of(customer, is_active=False)
 
-    with pytest.raises(ValueError, match="removed"):
+    with pytest.raises(services.CardRemoved, match="removed"):
         services.pay_with_saved_card(card, amount=1000)
 
     assert not Invoice.objects.exists()
@@ -486,22 +486,39 @@ def test_a_card_removed_after_it_was_read_cannot_pay(
     card = card_of(customer)
     services.remove_card(CardToken.objects.get(pk=card.pk))
 
-    with pytest.raises(ValueError):
+    with pytest.raises(services.CardRemoved):
         services.pay_with_saved_card(card, amount=1000)  # a stale copy that still says active
 
     assert not fake_bank.mock.calls
 
 
-def test_the_same_order_submitted_twice_is_charged_once(
+def test_the_same_order_submitted_again_once_paid_is_refused_and_charged_once(
     fake_bank: FakeBank, customer: AbstractBaseUser
 ) -> None:
     card = card_of(customer)
     fake_bank.pay()
 
     first = services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
-    again = services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
+    with pytest.raises(services.OrderAlreadyPaid) as refused:
+        services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
 
-    assert again.pk == first.pk
+    assert first.status == Status.PAID
+    assert refused.value.invoice.pk == first.pk
+    assert len(fake_bank.calls("/api/pay")) == 1
+
+
+def test_a_saved_card_charge_under_way_is_the_answer_to_a_second_one(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    first_card, second_card = card_of(customer), card_of(customer, token="another-card")
+    fake_bank.pay_down()  # the first charge's answer is lost: its outcome is still coming
+    fake_bank.check_down()
+    under_way = services.pay_with_saved_card(first_card, amount=1000, reference="ORD-9")
+
+    again = services.charge_saved_card(second_card, amount=1000, reference="ORD-9")
+
+    assert under_way.status == Status.PENDING
+    assert (again.invoice.pk, again.created) == (under_way.pk, False)
     assert len(fake_bank.calls("/api/pay")) == 1
 
 
@@ -1002,11 +1019,13 @@ def test_checkout_asks_the_bank_to_save_the_card_only_for_a_logged_in_customer_w
     fake_bank: FakeBank, customer: AbstractBaseUser, browser: Client
 ) -> None:
     fake_bank.invoice()
-    offered = sign_checkout(amount=1000, reference="R", gen_token=True)
 
-    Client().post(CHECKOUT, {"payload": offered, "save_card": "1"})
-    browser.post(CHECKOUT, {"payload": offered})
-    browser.post(CHECKOUT, {"payload": offered, "save_card": "1"})
+    def offered(reference: str) -> str:
+        return sign_checkout(amount=1000, reference=reference, gen_token=True)
+
+    Client().post(CHECKOUT, {"payload": offered("R1"), "save_card": "1"})
+    browser.post(CHECKOUT, {"payload": offered("R2")})
+    browser.post(CHECKOUT, {"payload": offered("R3"), "save_card": "1"})
 
     assert [fake_bank.sent("/api/invoice", i)["genToken"] for i in (0, 1, 2)] == ["N", "N", "Y"]
     assert list(Invoice.objects.order_by("pk").values_list("owner_id", "gen_token")) == [
@@ -1314,7 +1333,7 @@ def test_the_same_reference_for_another_amount_is_refused_not_passed_off_as_paid
     fake_bank.pay()
     services.pay_with_saved_card(card, amount=1000, reference="plan-monthly")
 
-    with pytest.raises(ValueError, match="already paid"):
+    with pytest.raises(services.OrderAlreadyPaid):
         services.pay_with_saved_card(card, amount=5000, reference="plan-monthly")
 
     assert len(fake_bank.calls("/api/pay")) == 1

@@ -20,16 +20,21 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from golomt_payments import services
+from golomt_payments.gateway import TransactionResult, parse_transaction_result
 from golomt_payments.models import (
     BankMessage,
+    DeliveryState,
     Invoice,
+    Notification,
     Outcome,
     Source,
     Status,
     StatusChange,
 )
+from golomt_payments.services import notifications
 from tests.factories import BankMessageFactory, InvoiceFactory
-from tests.helpers import FakeBank, push_body
+from tests.helpers import SECRET, FakeBank, SignalRecorder, push_body, result_body
 from tests.sandbox.processes import child_env, free_port, serving
 
 celery = pytest.importorskip("celery", reason="needs the celery extra: pip install -e .[celery]")
@@ -104,6 +109,11 @@ def golomt_worker(celery_app: Any) -> Iterator[Any]:
         celery_app, pool="solo", concurrency=1, perform_ping_check=True, shutdown_timeout=10
     ) as worker:
         yield worker
+
+
+def paid_result(invoice: Invoice) -> TransactionResult:
+    body = result_body(invoice.transaction_id, amount=invoice.amount_sent)
+    return parse_transaction_result(body, SECRET, kind="inquiry")
 
 
 def aged(minutes: float) -> Invoice:
@@ -250,6 +260,8 @@ def test_reconcile_on_a_worker_returns_the_summary(golomt_worker: Any, fake_bank
         "registrations_checked": 0,
         "cards_saved": 0,
         "registrations_failed": 0,
+        "notifications_delivered": 0,
+        "notifications_failed": 0,
         "dry_run": False,
     }
     assert Invoice.objects.get(pk=due.pk).status == Status.PAID
@@ -302,3 +314,38 @@ def test_the_readme_beat_schedule_names_real_tasks() -> None:
     app = celery.Celery("names", set_as_current=False)
     app.finalize()
     assert named <= set(app.tasks)
+
+
+@on_worker
+def test_deliver_notifications_on_a_worker_sends_what_a_dead_worker_owed_once(
+    golomt_worker: Any, signal_log: SignalRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoice = InvoiceFactory()
+    with monkeypatch.context() as dying:  # the payment commits; its worker dies before sending
+        dying.setattr(notifications, "_deliver_written", lambda rows, objects: None)
+        services.apply_result(invoice, paid_result(invoice), source=Source.PUSH)
+    assert signal_log.received == []
+    Notification.objects.update(due_at=timezone.now())  # the short delay has passed
+
+    first = tasks.deliver_notifications.delay().get(timeout=RESULT_TIMEOUT)
+    again = tasks.deliver_notifications.delay().get(timeout=RESULT_TIMEOUT)
+
+    assert (first, again) == ({"delivered": 2, "failed": 0}, {"delivered": 0, "failed": 0})
+    assert signal_log.names() == ["invoice_status_changed", "payment_succeeded"]
+    assert set(Notification.objects.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
+
+
+@on_worker
+def test_reconcile_on_a_worker_sends_what_a_dead_worker_owed(
+    golomt_worker: Any, signal_log: SignalRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoice = InvoiceFactory()
+    with monkeypatch.context() as dying:
+        dying.setattr(notifications, "_deliver_written", lambda rows, objects: None)
+        services.apply_result(invoice, paid_result(invoice), source=Source.PUSH)
+    Notification.objects.update(due_at=timezone.now())
+
+    summary = tasks.reconcile.delay().get(timeout=RESULT_TIMEOUT)
+
+    assert (summary["notifications_delivered"], summary["notifications_failed"]) == (2, 0)
+    assert signal_log.names() == ["invoice_status_changed", "payment_succeeded"]

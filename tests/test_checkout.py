@@ -83,8 +83,8 @@ def test_checkout_saves_the_card_only_when_the_shop_signed_it(
     fake_bank.invoice()
     client.force_login(django_user_model.objects.create_user("saver"))
 
-    checkout(client, sign_checkout(amount=1000, reference="R"), save_card="1")
-    checkout(client, sign_checkout(amount=1000, reference="R", gen_token=True), save_card="1")
+    checkout(client, sign_checkout(amount=1000, reference="R1"), save_card="1")
+    checkout(client, sign_checkout(amount=1000, reference="R2", gen_token=True), save_card="1")
 
     assert [fake_bank.sent("/api/invoice", i)["genToken"] for i in (0, 1)] == ["N", "Y"]
     assert list(Invoice.objects.order_by("pk").values_list("gen_token", flat=True)) == [

@@ -121,16 +121,16 @@ def form_data(page: Any) -> dict[str, Any]:
 def test_admin_save_of_a_stale_form_keeps_a_payment_that_landed_meanwhile(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
-    """Staff open the form, the bank's push pays the invoice, staff save a new reference.
+    """Staff open the form, the bank's push pays the invoice, staff save new metadata.
 
     ``while-the-admin-saves`` lands the payment after the admin read the row for the POST and
     before it saved: a full ``obj.save()`` wrote the old status and ``paid_at`` back.
     """
-    invoice = InvoiceFactory(reference="ORD-OLD")
+    invoice = InvoiceFactory(metadata={"note": "old"})
     page = admin_client.get(change_url(invoice))
     assert page.status_code == 200
     stale = form_data(page)
-    assert stale["reference"] == "ORD-OLD"
+    assert json.loads(stale["metadata"]) == {"note": "old"}
 
     def pay() -> None:
         change = services.apply_result(
@@ -151,11 +151,11 @@ def test_admin_save_of_a_stale_form_keeps_a_payment_that_landed_meanwhile(
 
         monkeypatch.setattr(InvoiceAdmin, "get_object", get_object_then_pay)
 
-    response = admin_client.post(change_url(invoice), {**stale, "reference": "ORD-NEW"})
+    response = admin_client.post(change_url(invoice), {**stale, "metadata": '{"note": "new"}'})
 
     assert response.status_code == 302
     invoice.refresh_from_db()
-    assert invoice.reference == "ORD-NEW"
+    assert invoice.metadata == {"note": "new"}
     assert invoice.status == Status.PAID
     assert invoice.paid_at is not None
     assert invoice.bank_code == "000"
@@ -167,17 +167,17 @@ def test_admin_save_of_a_stale_form_keeps_a_payment_that_landed_meanwhile(
 def test_admin_save_of_a_stale_form_keeps_a_review_flag_raised_meanwhile(
     admin_client: Client,
 ) -> None:
-    """Staff open the form, a push paying the wrong amount flags the invoice, staff save a new
-    reference: the flag they never saw must survive (a mismatch is recorded for a human)."""
-    invoice = InvoiceFactory(reference="ORD-OLD")
+    """Staff open the form, a push paying the wrong amount flags the invoice, staff save new
+    metadata: the flag they never saw must survive (a mismatch is recorded for a human)."""
+    invoice = InvoiceFactory(metadata={"note": "old"})
     stale = form_data(admin_client.get(change_url(invoice)))
     services.flag_for_review(invoice, "bank reports '1.00' paid, invoice is for 1000.00")
 
-    response = admin_client.post(change_url(invoice), {**stale, "reference": "ORD-NEW"})
+    response = admin_client.post(change_url(invoice), {**stale, "metadata": '{"note": "new"}'})
 
     assert response.status_code == 302
     invoice.refresh_from_db()
-    assert invoice.reference == "ORD-NEW"
+    assert invoice.metadata == {"note": "new"}
     assert invoice.needs_review is True
     assert invoice.review_reason == "bank reports '1.00' paid, invoice is for 1000.00"
 

@@ -631,22 +631,30 @@ def test_no_credential_is_stored_in_any_message_after_a_full_flow(
 
 # Measured on SQLite and PostgreSQL inside the test transaction. First delivery: INSERT the
 # raw push, SELECT the invoice, then SAVEPOINT (BEGIN in a server), the conditional UPDATE of
-# the invoice (it takes the row lock), INSERT the history row, INSERT the inquiry's log row,
-# UPDATE the push row with its outcome, RELEASE (COMMIT): two commits in all.
-FIRST_DELIVERY_QUERIES = 8
-FIRST_DELIVERY_WITHOUT_INQUIRY_QUERIES = 7
+# the invoice (it takes the row lock), INSERT the history row, INSERT the owed signals (the
+# outbox: one statement for both), INSERT the inquiry's log row, UPDATE the push row with its
+# outcome, RELEASE (COMMIT): two commits in all; then, after the commit, the signals are sent
+# and one UPDATE marks them delivered.
+FIRST_DELIVERY_QUERIES = 10
+FIRST_DELIVERY_WITHOUT_INQUIRY_QUERIES = 9
 # A duplicate of a paid invoice: INSERT the raw push, SELECT the invoice, UPDATE the push row;
 # no lock, and no inquiry: paid is final.
 DUPLICATE_QUERIES = 3
 
 
 def test_push_first_delivery_stays_within_its_query_budget(
-    bank_sender: Client, fake_bank: FakeBank, django_assert_max_num_queries: Any
+    bank_sender: Client,
+    fake_bank: FakeBank,
+    django_assert_max_num_queries: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     invoice = InvoiceFactory()
     fake_bank.inquiry(error_code="000")
 
-    with django_assert_max_num_queries(FIRST_DELIVERY_QUERIES):
+    with (
+        django_assert_max_num_queries(FIRST_DELIVERY_QUERIES),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = send(bank_sender, push_body(invoice.transaction_id))
 
     assert response.status_code == 200
@@ -654,13 +662,17 @@ def test_push_first_delivery_stays_within_its_query_budget(
 
 
 def test_push_without_inquiry_stays_within_its_query_budget(
-    bank_sender: Client, fake_bank: FakeBank, django_assert_max_num_queries: Any
+    bank_sender: Client,
+    fake_bank: FakeBank,
+    django_assert_max_num_queries: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     invoice = InvoiceFactory()
 
     with (
         override_settings(GOLOMT_PAYMENTS={**GOLOMT_PAYMENTS, "CONFIRM_PUSH_WITH_INQUIRY": False}),
         django_assert_max_num_queries(FIRST_DELIVERY_WITHOUT_INQUIRY_QUERIES),
+        django_capture_on_commit_callbacks(execute=True),
     ):
         response = send(bank_sender, push_body(invoice.transaction_id))
 

@@ -13,7 +13,14 @@ from django.test import Client
 
 from golomt_payments import signals
 from golomt_payments.gateway import TransactionResult, parse_transaction_result
-from golomt_payments.models import Invoice, Source, Status, StatusChange
+from golomt_payments.models import (
+    DeliveryState,
+    Invoice,
+    Notification,
+    Source,
+    Status,
+    StatusChange,
+)
 from golomt_payments.services import apply_result, expire
 from tests.factories import InvoiceFactory
 from tests.helpers import SECRET, FakeBank, SignalRecorder, push_body, result_body
@@ -113,7 +120,7 @@ def test_a_receiver_that_raises_does_not_undo_the_payment(
 
     signals.payment_succeeded.connect(broken)
     try:
-        with caplog.at_level(logging.ERROR, logger="golomt_payments.services.payments"):
+        with caplog.at_level(logging.ERROR, logger="golomt_payments.services.notifications"):
             change = apply_result(invoice, paid_result(invoice), source=Source.PUSH)
     finally:
         signals.payment_succeeded.disconnect(broken)
@@ -124,9 +131,13 @@ def test_a_receiver_that_raises_does_not_undo_the_payment(
     assert StatusChange.objects.filter(invoice=invoice, to_status=Status.PAID).count() == 1
     # The other receivers still ran, and the failure was logged with its traceback.
     assert signal_log.names() == ["invoice_status_changed", "payment_succeeded"]
-    failures = [r for r in caplog.records if "failed for invoice" in r.getMessage()]
+    failures = [r for r in caplog.records if "of payment_succeeded failed" in r.getMessage()]
     assert len(failures) == 1
     assert failures[0].exc_info is not None
+    # ... and the notification is kept as failed, for a sweep or staff to deliver again.
+    owed = Notification.objects.get(invoice=invoice, signal="payment_succeeded")
+    assert (owed.state, owed.attempts) == (DeliveryState.FAILED, 1)
+    assert "the shop's receiver is broken" in owed.last_error
 
 
 @pytest.mark.django_db(transaction=True)

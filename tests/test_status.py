@@ -3,12 +3,14 @@ interval per invoice."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from golomt_payments.models import Invoice, Source, Status
 from tests.factories import InvoiceFactory
@@ -127,6 +129,8 @@ def test_status_of_a_closed_invoice_never_asks_the_bank(
     client: Client, fake_bank: FakeBank, trait: str
 ) -> None:
     invoice = InvoiceFactory(**{trait: True})
+    # Past its page timer: a declined card can no longer try again on the bank's page.
+    Invoice.objects.filter(pk=invoice.pk).update(created_at=timezone.now() - timedelta(minutes=13))
 
     data = poll(client, invoice).json()
 
@@ -134,6 +138,20 @@ def test_status_of_a_closed_invoice_never_asks_the_bank(
     assert data["status"] == trait
     assert data["next"] == reverse("golomt_payments:result", kwargs={"key": invoice.key})
     assert len(fake_bank.mock.calls) == 0
+
+
+def test_status_of_a_declined_invoice_whose_page_is_still_open_asks_the_bank(
+    client: Client, fake_bank: FakeBank
+) -> None:
+    """A declined card may try again on the same bank page while its timer runs: a payment
+    made there whose push and redirect are lost is still found by the page's polling."""
+    invoice = InvoiceFactory(failed=True)
+    fake_bank.inquiry(error_code="000")
+
+    data = poll(client, invoice).json()
+
+    assert (data["status"], data["paid"], data["final"]) == ("paid", True, True)
+    assert len(fake_bank.calls("/api/inquiry")) == 1
 
 
 def test_status_stays_pending_when_the_bank_does_not_answer(

@@ -1,7 +1,10 @@
-"""How the shop hears about payments: the app's signals, sent once per real change.
+"""How the shop hears about payments: the app's signals.
 
-Receivers must be idempotent anyway (a signal may be replayed by an operator), so each one is a
-single conditional UPDATE.
+They come at least once, each with an ``event_id``: written in the same transaction as the
+payment, delivered after the commit, and delivered again (same ``event_id``) until every
+receiver returns. So each receiver makes its effect once however often it runs: here a single
+conditional UPDATE, which changes nothing the second time. A receiver that cannot do its work
+raises, and the app delivers the signal again later.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from golomt_payments.models import Invoice
-from golomt_payments.signals import payment_expired, payment_failed, payment_succeeded
+from golomt_payments.signals import (
+    payment_duplicated,
+    payment_expired,
+    payment_failed,
+    payment_succeeded,
+)
 from shop.models import Order
 
 logger = logging.getLogger(__name__)
 
 
 @receiver(payment_succeeded, sender=Invoice, dispatch_uid="shop.mark_order_paid")
-def mark_order_paid(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> None:
+def mark_order_paid(sender: type[Invoice], invoice: Invoice, event_id: str, **kwargs: Any) -> None:
     """The bank confirmed the money: the order is paid (once, and only for its full total)."""
     order = Order.objects.filter(number=invoice.reference).first()
     if order is None:
@@ -49,7 +57,22 @@ def mark_order_paid(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> N
         )
     )
     if updated:
-        logger.info("Order %s paid (%s)", order.number, invoice.transaction_id)
+        logger.info("Order %s paid (%s, event %s)", order.number, invoice.transaction_id, event_id)
+
+
+@receiver(payment_duplicated, sender=Invoice, dispatch_uid="shop.report_double_payment")
+def report_double_payment(
+    sender: type[Invoice], invoice: Invoice, first_invoice: Invoice, **kwargs: Any
+) -> None:
+    """Money came in twice for one order: the app flagged the second payment for a refund (see
+    the admin's "paid twice" filter); the shop only makes sure somebody hears of it."""
+    logger.error(
+        "Order %s was paid twice (%s after %s): refund %s ₮ in the bank's portal",
+        invoice.reference,
+        invoice.transaction_id,
+        first_invoice.transaction_id,
+        invoice.amount,
+    )
 
 
 @receiver(payment_failed, sender=Invoice, dispatch_uid="shop.record_payment_failure")

@@ -9,7 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from golomt_payments.models import Invoice, Status
+from golomt_payments import services
+from golomt_payments.models import Status
 from shop.cart import Cart
 from shop.forms import CheckoutForm, QuantityForm
 from shop.models import Order, OrderLine, Product
@@ -87,20 +88,30 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def order_detail(request: HttpRequest, number: str) -> HttpResponse:
-    """Pending, paid or failed: what the payment signals recorded, and the way to pay."""
+    """Paid, being paid, or to pay: what the payment signals recorded, and what the payment
+    app's one-payment-per-order rule allows (never a second "Pay" while a payment is open)."""
     order = get_object_or_404(Order.objects.prefetch_related("lines"), number=number)
-    invoice = Invoice.objects.filter(reference=order.number).order_by("-created_at").first()
-    waiting = invoice is not None and invoice.is_open and not order.is_paid
-    failed = (
-        invoice is not None
-        and invoice.status in (Status.FAILED, Status.EXPIRED)
-        and not order.is_paid
-    )
-    return render(
-        request,
-        "shop/order_detail.html",
-        {"order": order, "invoice": invoice, "waiting": waiting, "failed": failed},
-    )
+    payments = services.order_state(order.number)
+    payable = None if order.is_paid else payments.payable
+    latest = payments.latest
+    context = {
+        "order": order,
+        "invoice": payable or latest,
+        # The bank has the money; the shop's own receiver has not marked the order yet.
+        "received": not order.is_paid and payments.is_paid,
+        # A payment is under way: back to the bank's page, not a second one.
+        "waiting": payable is not None and payable.is_open,
+        # Declined, but the same bank page takes another card while its timer runs.
+        "retry": payable is not None and payable.status == Status.FAILED,
+        "failed": (
+            not order.is_paid
+            and payments.can_pay
+            and latest is not None
+            and latest.status in (Status.FAILED, Status.EXPIRED)
+        ),
+        "can_pay": not order.is_paid and payments.can_pay,
+    }
+    return render(request, "shop/order_detail.html", context)
 
 
 @require_GET

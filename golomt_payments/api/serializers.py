@@ -238,3 +238,19 @@ class ErrorSerializer(serializers.Serializer[Any]):
     """DRF's error body: what went wrong, for a human."""
 
     detail = serializers.CharField()
+
+
+class OrderConflictSerializer(serializers.Serializer[Any]):
+    """Why no payment was started for the order: nothing was sent to the bank."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(
+        choices=[
+            ("already_paid", _("The order is paid.")),
+            ("amount_changed", _("A payment of the order for another amount is under way.")),
+            ("in_progress", _("A saved-card payment of the order is under way.")),
+        ]
+    )
+    payment = PaymentSerializer(
+        help_text=_("The order's payment: the one that paid it, or the one under way.")
+    )

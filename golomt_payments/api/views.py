@@ -42,6 +42,7 @@ from golomt_payments.api.serializers import (
     CardRegistrationStartedSerializer,
     CardSerializer,
     ErrorSerializer,
+    OrderConflictSerializer,
     OrderSerializer,
     PaymentCreatedSerializer,
     PaymentCreateSerializer,
@@ -53,6 +54,7 @@ from golomt_payments.models import (
     CardToken,
     Invoice,
     Language,
+    Method,
     ReturnType,
     Source,
 )
@@ -112,7 +114,19 @@ NO_ORDER = {
 }
 BANK_ERRORS = {
     502: _error("The bank refused; nothing was charged."),
-    503: _error("The bank did not answer; nothing was charged. Try again later."),
+    503: _error(
+        "The bank did not answer, or is still opening this order's payment for another "
+        "request; nothing was charged. Try again later."
+    ),
+}
+ORDER_CONFLICT = {
+    409: OpenApiResponse(
+        OrderConflictSerializer,
+        description=(
+            "One payment per order: the order is already paid, or a payment of it for another "
+            "amount (or with a saved card) is under way. Nothing was sent to the bank."
+        ),
+    )
 }
 
 
@@ -154,6 +168,31 @@ def _language(request: Request, data: dict[str, Any]) -> str:
     return language if language in Language.values else conf.get().default_language
 
 
+class OrderStarting(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _(
+        "The bank is still opening this order's payment for another request. Nothing was "
+        "charged; please try again in a moment."
+    )
+    default_code = "order_busy"
+
+
+def _order_conflict(request: Request, exc: services.PaymentError) -> Response:
+    """The order's rule said no: 409 with the order's payment, or 503 while another request
+    is still starting it."""
+    if isinstance(exc, services.OrderBusy):
+        raise OrderStarting from None
+    if isinstance(exc, services.OrderAlreadyPaid):
+        code, detail = "already_paid", _("This order is already paid.")
+    elif isinstance(exc, services.OrderAmountChanged):
+        code = "amount_changed"
+        detail = _("A payment of this order for another amount is under way.")
+    else:
+        raise Http404 from None  # a removed card
+    body = {"detail": detail, "code": code, "payment": PaymentSerializer(exc.invoice).data}
+    return Response(body, status=status.HTTP_409_CONFLICT, headers=NO_STORE)
+
+
 def _bank_error(exc: GolomtError, what: str) -> APIException:
     if isinstance(exc, BankRefused):
         logger.error("Bank refused to %s: %s", what, exc)
@@ -179,14 +218,22 @@ class PaymentListView(GolomtAPIView):
             "API_ORDER_RESOLVER decides the amount; the client never does. Send the customer "
             "to payment_url, or for SocialPay open socialpay_deeplink on the phone. With "
             "return_type MOBILE the bank opens the app's callback deeplink when the customer "
-            "is done: a hint only. Ask GET payments/{key}/ for the result."
+            "is done: a hint only. Ask GET payments/{key}/ for the result. One payment per "
+            "order: while the order has a payment of this method open, that payment is the "
+            "answer (200, nothing sent to the bank); another method replaces it once the bank "
+            "says it is unpaid."
         ),
         request=PaymentCreateSerializer,
         responses={
             201: PaymentCreatedSerializer,
+            200: OpenApiResponse(
+                PaymentCreatedSerializer,
+                description="The order's payment already under way: send the customer there.",
+            ),
             **BAD_INPUT,
             **NOT_ALLOWED,
             **NO_ORDER,
+            **ORDER_CONFLICT,
             **BANK_ERRORS,
         },
     )
@@ -202,7 +249,7 @@ class PaymentListView(GolomtAPIView):
         order = orders.resolve(request, data)
         mobile = data["return_type"] == ReturnType.MOBILE
         try:
-            invoice = services.start_payment(
+            opened = services.open_payment(
                 amount=order.amount,
                 reference=order.reference,
                 account=order.account,
@@ -214,13 +261,24 @@ class PaymentListView(GolomtAPIView):
                 gen_token=data["save_card"],
                 owner=customer,
             )
+        except services.PaymentError as exc:
+            return _order_conflict(request, exc)
         except GolomtError as exc:
             raise _bank_error(exc, "create an invoice") from None
+        invoice = opened.invoice
+        if invoice.method == Method.SAVED_CARD:  # a charge under way has no page to go to
+            conflict = {
+                "detail": _("A saved-card payment of this order is under way."),
+                "code": "in_progress",
+                "payment": PaymentSerializer(invoice).data,
+            }
+            return Response(conflict, status=status.HTTP_409_CONFLICT, headers=NO_STORE)
         output = PaymentCreatedSerializer(
             invoice, context={"payment_url": services.payment_url(invoice)}
         )
         headers = {"Location": _payment_location(invoice), **NO_STORE}
-        return Response(output.data, status=status.HTTP_201_CREATED, headers=headers)
+        answer = status.HTTP_201_CREATED if opened.created else status.HTTP_200_OK
+        return Response(output.data, status=answer, headers=headers)
 
 
 def own_invoices(request: Request) -> QuerySet[Invoice]:
@@ -248,7 +306,7 @@ class PaymentDetailView(GolomtAPIView):
         invoice = own_invoices(request).filter(key=key).first()
         if invoice is None:
             raise Http404
-        if invoice.is_open:
+        if invoice.is_open or services.is_payable(invoice):  # a declined card may try again
             try:
                 invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
             except GolomtError as exc:  # the app asks again; the reconciler is there too
@@ -298,16 +356,21 @@ class CardPayView(GolomtAPIView):
         description=(
             "Charges the card at once: no bank page. The answer is the payment, paid or "
             "failed, or pending when the bank's answer was lost (ask GET payments/{key}/ "
-            "later). A second request for the same order while the first is open or paid "
-            "answers with the first payment instead of charging again."
+            "later). One payment per order: while a payment of the order is under way (with "
+            "any card, or on the bank's page), it is the answer (200) and nothing is charged; "
+            "a paid order is a 409."
         ),
         request=OrderSerializer,
         responses={
             201: PaymentSerializer,
+            200: OpenApiResponse(
+                PaymentSerializer,
+                description="The order's payment already under way; nothing was charged.",
+            ),
             **BAD_INPUT,
             **NOT_ALLOWED,
             **NO_ORDER,
-            409: _error("This order was already paid with this card for another amount."),
+            **ORDER_CONFLICT,
             **BANK_ERRORS,
         },
     )
@@ -323,27 +386,23 @@ class CardPayView(GolomtAPIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         try:
-            invoice = services.pay_with_saved_card(
+            opened = services.charge_saved_card(
                 card,
                 amount=order.amount,
                 reference=order.reference,
                 metadata=order.metadata,
                 language=_language(request, data),
             )
-        except ValueError as exc:
-            if not CardToken.objects.filter(pk=card.pk, is_active=True).exists():
-                raise Http404 from None  # removed meanwhile
-            # The same order already paid with this card for another amount.
-            logger.warning("Saved card #%s refused to pay: %s", card.pk, exc)
-            return Response(
-                {"detail": _("This order was already paid with this card for another amount.")},
-                status=status.HTTP_409_CONFLICT,
-            )
+        except services.PaymentError as exc:
+            return _order_conflict(request, exc)
         except GolomtError as exc:
             raise _bank_error(exc, "pay with a saved card") from None
+        invoice = opened.invoice
         headers = {"Location": _payment_location(invoice), **NO_STORE}
         return Response(
-            PaymentSerializer(invoice).data, status=status.HTTP_201_CREATED, headers=headers
+            PaymentSerializer(invoice).data,
+            status=status.HTTP_201_CREATED if opened.created else status.HTTP_200_OK,
+            headers=headers,
         )
 
 

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from golomt_payments.sandbox import conf, services
 from golomt_payments.sandbox.cards import SOCIALPAY_CARD, TEST_CARDS, Behaviour
 from golomt_payments.sandbox.forms import CardForm
-from golomt_payments.sandbox.models import Kind, PushDelivery, State, Transaction
+from golomt_payments.sandbox.models import Kind, PushDelivery, Transaction
 from golomt_payments.sandbox.services import AlreadyFinished
 from golomt_payments.sandbox.wire import echo_amount, social_deeplink
 
@@ -114,7 +114,7 @@ def _hosted(request: HttpRequest, lang: str, invoice: str, page: str) -> HttpRes
                 tx=tx,
                 back_to_site=True,
             )
-        if tx.state == State.SENT:
+        if not services.may_try(tx):
             return _finished(request, tx, language)
         form = CardForm()
         if request.method == "POST":

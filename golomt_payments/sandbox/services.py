@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from golomt_payments.sandbox import conf, push
@@ -151,6 +151,15 @@ def expire_if_due(tx: Transaction, now: datetime | None = None) -> bool:
     return tx.state == State.CANCELLED
 
 
+def may_try(tx: Transaction) -> bool:
+    """Whether the hosted page takes an attempt now: it waits for the customer, or its last
+    attempt at a payment was declined and its timer still runs."""
+    if tx.state == State.PENDING:
+        return True
+    declined = tx.state == State.SENT and tx.error_code == DECLINED_CODE
+    return declined and tx.kind == Kind.PAYMENT and remaining_seconds(tx) > 0
+
+
 def complete(
     tx: Transaction,
     *,
@@ -161,10 +170,12 @@ def complete(
 ) -> Transaction:
     """Record the customer's attempt; from now on every read reports it. Queues the pushes.
 
-    Raises :class:`AlreadyFinished` when the page was paid, declined or timed out meanwhile.
+    A payment page whose last attempt was declined takes another until its timer runs out, as
+    the bank's does (the card-saving page takes one). Raises :class:`AlreadyFinished` when the
+    page was paid, declined for good or timed out meanwhile.
     """
     settings = conf.get()
-    if expire_if_due(tx):
+    if expire_if_due(tx) or not may_try(tx):
         raise AlreadyFinished(tx.transaction_id)
     paid = behaviour.paid
     code = SUCCESS_CODE if paid else DECLINED_CODE
@@ -186,8 +197,11 @@ def complete(
         if tx.kind == Kind.CONFIRMATION:
             fields["amount"] = str(100 + secrets.randbelow(900))  # charged, refunded later
         fields.update(_read_faults(behaviour, settings))
+    open_page = Q(state=State.PENDING) | Q(
+        state=State.SENT, kind=Kind.PAYMENT, error_code=DECLINED_CODE
+    )
     with transaction.atomic():
-        updated = Transaction.objects.filter(pk=tx.pk, state=State.PENDING).update(**fields)
+        updated = Transaction.objects.filter(open_page, pk=tx.pk).update(**fields)
         tx.refresh_from_db()
         if not updated:
             raise AlreadyFinished(tx.transaction_id)

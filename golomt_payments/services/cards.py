@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -19,7 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from golomt_payments import bank, conf, signals
+from golomt_payments import bank, conf
 from golomt_payments.bank import storable
 from golomt_payments.gateway import (
     PAID,
@@ -42,15 +41,19 @@ from golomt_payments.models import (
     Language,
     Method,
     RegistrationStatus,
+    SignalName,
     Source,
     Status,
 )
 
 # A module import, not names: ``payments`` imports this module too (for :func:`on_paid`).
 from golomt_payments.services import payments
+from golomt_payments.services.errors import CardRemoved
+from golomt_payments.services.notifications import Notice, owe
 
 __all__ = [
     "active_cards",
+    "charge_saved_card",
     "finish_card_registration",
     "finish_card_registration_if_due",
     "on_paid",
@@ -113,7 +116,7 @@ def on_paid(invoice: Invoice, result: TransactionResult | None) -> list[str]:
         return []
     invoice.card_token = card
     if saved:
-        transaction.on_commit(partial(_announce_saved, card, invoice=invoice, registration=None))
+        owe(_saved_notice(card, invoice=invoice, registration=None))
     return ["card_token"]
 
 
@@ -174,6 +177,21 @@ def pay_with_saved_card(
     metadata: dict[str, Any] | None = None,
     language: str | None = None,
 ) -> Invoice:
+    """The invoice of :func:`charge_saved_card`: the new charge, or the order's payment
+    already under way."""
+    return charge_saved_card(
+        card, amount=amount, reference=reference, metadata=metadata, language=language
+    ).invoice
+
+
+def charge_saved_card(
+    card: CardToken,
+    *,
+    amount: Decimal | int | str,
+    reference: str = "",
+    metadata: dict[str, Any] | None = None,
+    language: str | None = None,
+) -> payments.Opened:
     """Charge a saved card at once (``/api/pay``): no bank page, no redirect, no push.
 
     The invoice goes through the same states, history and signals as a card payment. The pay
@@ -182,48 +200,65 @@ def pay_with_saved_card(
     reconciler (which asks ``/api/check`` as well). A call the bank turns away (HTTP 400 or
     403) charged nothing: the invoice fails with the bank's words.
 
-    With a ``reference``, a second call for the same card while an earlier payment of that
-    reference is open or paid returns the earlier invoice instead of charging again (a
-    double-submitted form). Raises ``ValueError`` for a removed card or a bad amount.
+    A ``reference`` names one order, as for :func:`~golomt_payments.services.open_payment`:
+    while a payment of it is under way (this card's, another card's, or a page the customer
+    opened) nothing is charged and that payment is returned (``created`` is ``False``);
+    ``OrderAlreadyPaid`` once it is paid, ``OrderAmountChanged`` while one for another amount
+    is open. Raises :class:`CardRemoved` for a removed card and ``ValueError`` for a bad
+    amount.
     """
     settings = conf.get()
     settings.account(card.account)  # fail early on an unknown account name
     amount_text = format_amount(amount)
     lang = Language(language or settings.default_language)
-    # Durable: the invoice must be committed before the bank is asked to charge, so a caller's
-    # rollback can never lose a charge; called inside a transaction, this refuses at once.
-    with transaction.atomic(durable=True):
-        # Locked: a removal, or the same form submitted twice, waits for this decision.
-        locked = CardToken.objects.select_for_update().get(pk=card.pk)
-        if not locked.is_active or not locked.token:
-            raise ValueError("this saved card was removed")
-        earlier = _earlier_payment(locked, reference)
-        if earlier is not None and earlier.amount != Decimal(amount_text):
-            raise ValueError(
-                f"reference {reference!r} was already paid with this card for {earlier.amount}"
+    token = ""
+
+    def create(holds_order: bool) -> Invoice:
+        nonlocal token
+        # Durable: the invoice must be committed before the bank is asked to charge, so a
+        # caller's rollback can never lose a charge; inside a transaction this refuses at once.
+        with transaction.atomic(durable=True):
+            # The order first (its INSERT may wait for another payment of the order to commit),
+            # then the card, locked: a removal waits for this decision. In this order no lock
+            # on the card is held while waiting for the order, which a payment that marks the
+            # card used may be holding.
+            invoice = Invoice.objects.create(
+                account=card.account,
+                transaction_id=new_transaction_id(settings.transaction_id_prefix),
+                amount=Decimal(amount_text),
+                amount_sent=amount_text,
+                method=Method.SAVED_CARD,
+                language=lang,
+                owner_id=card.owner_id,
+                card_token=card,
+                card_number=card.card_number,
+                card_bank=card.card_bank,
+                reference=reference,
+                metadata=metadata or {},
+                holds_order=holds_order,
             )
-        if earlier is not None:
-            logger.warning(
-                "Saved card #%s: %r is already paid or being paid by %s; not charged again",
-                locked.pk,
-                reference,
-                earlier.transaction_id,
-            )
-            return earlier
-        invoice = Invoice.objects.create(
-            account=locked.account,
-            transaction_id=new_transaction_id(settings.transaction_id_prefix),
-            amount=Decimal(amount_text),
-            amount_sent=amount_text,
-            method=Method.SAVED_CARD,
-            language=lang,
-            owner_id=locked.owner_id,
-            card_token=locked,
-            card_number=locked.card_number,
-            card_bank=locked.card_bank,
-            reference=reference,
-            metadata=metadata or {},
+            locked = CardToken.objects.select_for_update().get(pk=card.pk)
+            if not locked.is_active or not locked.token:
+                raise CardRemoved("this saved card was removed")
+            token = locked.token
+            return invoice
+
+    opened = payments.open_order(
+        account=card.account,
+        reference=reference,
+        amount=Decimal(amount_text),
+        method=Method.SAVED_CARD,
+        create=create,
+    )
+    invoice = opened.invoice
+    if not opened.created:
+        logger.warning(
+            "Saved card #%s: order %r is already being paid by %s; not charged again",
+            card.pk,
+            reference,
+            invoice.transaction_id,
         )
+        return opened
     payments.transition(invoice.pk, Status.PENDING, source=Source.API, known=invoice)
     result: TransactionResult | None = None
     try:
@@ -231,7 +266,7 @@ def pay_with_saved_card(
             result = bank.client(invoice.account).pay(
                 transaction_id=invoice.transaction_id,
                 amount=amount_text,
-                token=locked.token,
+                token=token,
                 lang=lang.upper(),
             )
     except (BankRefused, Unauthorized) as exc:
@@ -243,8 +278,9 @@ def pay_with_saved_card(
             source=Source.API,
             description=description or "",
             known=invoice,
+            fields={"holds_order": False},  # nothing charged: the order may be paid again
         )
-        return invoice
+        return opened
     except _UNCLEAR as exc:
         logger.warning(
             "Token payment %s: the answer was lost or unclear (%s); asking /api/check",
@@ -254,7 +290,7 @@ def pay_with_saved_card(
     if result is not None:
         payments.apply_result(invoice, result, source=Source.API)
         if payments.target_status(result) is not None:
-            return invoice
+            return opened
     try:
         payments.refresh(invoice, source=Source.API)
     except GolomtError as exc:
@@ -265,22 +301,7 @@ def pay_with_saved_card(
             exc,
         )
     invoice.refresh_from_db()
-    return invoice
-
-
-def _earlier_payment(card: CardToken, reference: str) -> Invoice | None:
-    if not reference:
-        return None
-    return (
-        Invoice.objects.filter(
-            card_token=card,
-            method=Method.SAVED_CARD,
-            reference=reference,
-            status__in=(Status.NEW, Status.PENDING, Status.PAID),
-        )
-        .order_by("pk")
-        .first()
-    )
+    return opened
 
 
 # --- adding a card without buying -------------------------------------------------------------
@@ -405,7 +426,7 @@ def _record_token(registration: CardRegistration, result: TokenResult) -> CardTo
             update_fields=["status", "card_token", "bank_code", "bank_description", "updated_at"]
         )
         if card is not None and saved:
-            transaction.on_commit(partial(_announce_saved, card, invoice=None, registration=locked))
+            owe(_saved_notice(card, invoice=None, registration=locked))
     _copy(locked, registration)
     return card
 
@@ -434,7 +455,7 @@ def remove_card(card: CardToken) -> bool:
     with transaction.atomic():
         removed = CardToken.objects.filter(pk=card.pk, is_active=True).update(is_active=False)
         if removed:
-            transaction.on_commit(partial(_announce_removed, card))
+            owe(Notice(SignalName.CARD_REMOVED, card=card, objects={"card": card}))
     card.is_active = False
     return bool(removed)
 
@@ -442,25 +463,16 @@ def remove_card(card: CardToken) -> bool:
 # --- signals ----------------------------------------------------------------------------------
 
 
-def _announce_saved(
+def _saved_notice(
     card: CardToken, *, invoice: Invoice | None, registration: CardRegistration | None
-) -> None:
-    _report(
-        signals.card_saved.send_robust(
-            sender=CardToken, card=card, invoice=invoice, registration=registration
-        ),
-        card,
+) -> Notice:
+    return Notice(
+        SignalName.CARD_SAVED,
+        card=card,
+        invoice=invoice,
+        data={
+            "invoice": invoice.pk if invoice else None,
+            "registration": registration.pk if registration else None,
+        },
+        objects={"card": card, "invoice": invoice, "registration": registration},
     )
-
-
-def _announce_removed(card: CardToken) -> None:
-    _report(signals.card_removed.send_robust(sender=CardToken, card=card), card)
-
-
-def _report(sent: list[tuple[Any, Any]], card: CardToken) -> None:
-    """A failing receiver is logged; it never undoes what was recorded."""
-    for receiver, response in sent:
-        if isinstance(response, Exception):
-            logger.error(
-                "Receiver %r failed for saved card #%s", receiver, card.pk, exc_info=response
-            )

@@ -8,24 +8,27 @@ asked *before* the lock is taken, never while it is held.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
+from enum import Enum
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
-from django.dispatch import Signal
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from golomt_payments import bank, conf, signals
+from golomt_payments import bank, conf
 from golomt_payments.bank import storable
 from golomt_payments.gateway import (
     BankRefused,
+    GolomtError,
     PaymentNotFound,
     TransactionResult,
     format_amount,
@@ -37,6 +40,7 @@ from golomt_payments.models import (
     Language,
     Method,
     ReturnType,
+    SignalName,
     Source,
     Status,
     StatusChange,
@@ -44,6 +48,8 @@ from golomt_payments.models import (
 
 # A module import: ``cards`` imports this module too (to pay with a saved card).
 from golomt_payments.services import cards
+from golomt_payments.services.errors import OrderAlreadyPaid, OrderAmountChanged, OrderBusy
+from golomt_payments.services.notifications import Notice, owe
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +100,61 @@ def start_payment(
     metadata: dict[str, Any] | None = None,
     owner: AbstractBaseUser | None = None,
 ) -> Invoice:
-    """Create an invoice here and at the bank; the result is ``pending`` with a bank invoice id.
+    """The invoice to pay the order ``reference`` with: usually a new one, created here and at
+    the bank (``pending``, with a bank invoice id); see :func:`open_payment` for the order's
+    rule and for telling a new invoice from the order's open one."""
+    return open_payment(
+        amount=amount,
+        callback_url=callback_url,
+        reference=reference,
+        method=method,
+        language=language,
+        return_type=return_type,
+        gen_token=gen_token,
+        account=account,
+        metadata=metadata,
+        owner=owner,
+    ).invoice
 
-    ``owner`` is the customer (the shop's user) paying; a card saved by this payment
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The invoice a payment goes on with, and whether this call created it (``False``: it is
+    the order's payment already open, and nothing was sent to the bank)."""
+
+    invoice: Invoice
+    created: bool
+
+
+def open_payment(
+    *,
+    amount: Decimal | int | str,
+    callback_url: str,
+    reference: str = "",
+    method: str = Method.CARD,
+    language: str | None = None,
+    return_type: str | None = None,
+    gen_token: bool = False,
+    account: str = conf.DEFAULT_ACCOUNT,
+    metadata: dict[str, Any] | None = None,
+    owner: AbstractBaseUser | None = None,
+) -> Opened:
+    """Start paying the order ``reference`` of ``account``, once.
+
+    A reference names one order: at most one of its invoices may be payable at a time (the
+    database enforces it), and none is started once one paid. So this returns the order's
+    payable invoice when it has one of this ``method`` and amount (nothing is sent to the
+    bank), and creates one otherwise; a payment without a reference is an order of its own.
+    An invoice whose page timer ran out, or of another method (the customer switches between
+    card and SocialPay), is asked about at the bank first; only once the bank says it is not
+    paid is a new invoice made. ``owner`` is the customer paying; a card saved by this payment
     (``gen_token``) is kept for them, and for nobody when there is no owner.
 
-    Raises ``ValueError`` for a bad amount and the gateway's errors when the bank refuses or
-    cannot be reached. A refused invoice is failed; an unanswered one stays ``new`` (the bank
-    may have created it) for the reconciler. Never retried with the same transaction id.
+    Raises :class:`OrderAlreadyPaid`, :class:`OrderAmountChanged` (a payment for another
+    amount is open), :class:`OrderBusy` (another request is still creating the order's
+    invoice), ``ValueError`` for a bad amount or callback, and the gateway's errors when the
+    bank refuses (the new invoice is failed) or cannot be reached (it stays ``new`` for the
+    reconciler). Never retried with the same transaction id.
     """
     settings = conf.get()
     settings.account(account)  # fail early on an unknown account name
@@ -109,20 +162,35 @@ def start_payment(
     return_type = ReturnType(return_type or settings.return_type)
     check_callback(callback_url, return_type)
     method = Method(method)
-    invoice = Invoice.objects.create(
+
+    def create(holds_order: bool) -> Invoice:
+        with _own_statement():
+            return Invoice.objects.create(
+                account=account,
+                transaction_id=new_transaction_id(settings.transaction_id_prefix),
+                amount=Decimal(amount_text),
+                amount_sent=amount_text,
+                method=method,
+                language=Language(language or settings.default_language),
+                return_type=return_type,
+                callback_url=callback_url,
+                gen_token=gen_token,
+                reference=reference,
+                metadata=metadata or {},
+                owner_id=owner.pk if owner is not None else None,
+                holds_order=holds_order,
+            )
+
+    opened = open_order(
         account=account,
-        transaction_id=new_transaction_id(settings.transaction_id_prefix),
-        amount=Decimal(amount_text),
-        amount_sent=amount_text,
-        method=method,
-        language=Language(language or settings.default_language),
-        return_type=return_type,
-        callback_url=callback_url,
-        gen_token=gen_token,
         reference=reference,
-        metadata=metadata or {},
-        owner_id=owner.pk if owner is not None else None,
+        amount=Decimal(amount_text),
+        method=method,
+        create=create,
     )
+    if not opened.created:
+        return opened
+    invoice = opened.invoice
     try:
         with bank.about(invoice.pk):
             created = bank.client(account).create_invoice(
@@ -135,8 +203,17 @@ def start_payment(
             )
     except BankRefused as exc:
         transition(
-            invoice.pk, Status.FAILED, source=Source.API, description=exc.message or str(exc)
+            invoice.pk,
+            Status.FAILED,
+            source=Source.API,
+            description=exc.message or str(exc),
+            fields={"holds_order": False},
         )
+        raise
+    except GolomtError:
+        # The bank may have made it, but nobody ever saw its page: it cannot be paid, and
+        # must not keep the order from a new try. It stays ``new`` for the reconciler.
+        release_order(invoice)
         raise
     transition(
         invoice.pk,
@@ -145,7 +222,164 @@ def start_payment(
         fields={"bank_invoice": created.invoice, "social_deeplink": created.social_deeplink or ""},
     )
     invoice.refresh_from_db()
-    return invoice
+    if reference and not invoice.holds_order:
+        # An older invoice of the order was paid while this one was being made.
+        paid = order_holder(account, reference)
+        if paid is not None and paid.status == Status.PAID:
+            raise OrderAlreadyPaid(paid)
+    return Opened(invoice, created=True)
+
+
+# --- one payment per order --------------------------------------------------------------------
+
+
+def _own_statement() -> contextlib.AbstractContextManager[Any]:
+    """Where a refused INSERT may not spoil the caller's transaction: a savepoint inside one;
+    outside, the statement commits or fails on its own (autocommit), at no extra cost."""
+    if transaction.get_connection().in_atomic_block:
+        return transaction.atomic()
+    return contextlib.nullcontext()
+
+
+#: After the bank page's timer has run out, an invoice still counts as payable this long: a
+#: customer who pressed Pay as the timer ended may still be answered by the bank.
+PAYABLE_MARGIN = timedelta(minutes=2)
+
+#: Beyond the create call's own timeouts, how long an invoice without the bank's answer is
+#: taken to be still in the making (after that, the request that made it died).
+_CREATION_MARGIN = timedelta(seconds=5)
+
+
+class _Holder(Enum):
+    """What the invoice that holds an order allows a new payment of that order to do."""
+
+    PAYABLE = "payable"  # its page may still be paid: go on with it
+    STARTING = "starting"  # another request is creating it at the bank: wait for its page
+    ASK = "ask"  # its page timer ran out: the bank decides whether it was paid
+    RELEASE = "release"  # it cannot be paid any more: a new invoice may take the order
+
+
+def payable_until(invoice: Invoice) -> datetime:
+    """When ``invoice`` stops counting as payable: its bank page's timer, plus a margin."""
+    return invoice.created_at + timedelta(minutes=conf.get().page_timeout_minutes) + PAYABLE_MARGIN
+
+
+def _creation_deadline(invoice: Invoice) -> datetime:
+    settings = conf.get()
+    seconds = settings.connect_timeout + settings.read_timeout
+    return invoice.created_at + timedelta(seconds=seconds) + _CREATION_MARGIN
+
+
+def _judge(holder: Invoice, now: datetime) -> _Holder:
+    """What the (unpaid) holder of an order allows, at ``now``."""
+    if holder.method != Method.SAVED_CARD and not holder.bank_invoice:
+        # No customer has seen its page: it is being made, or never will be.
+        if holder.status == Status.NEW and now < _creation_deadline(holder):
+            return _Holder.STARTING
+        return _Holder.RELEASE
+    if holder.status == Status.EXPIRED or (
+        holder.method == Method.SAVED_CARD and holder.status == Status.FAILED
+    ):
+        return _Holder.RELEASE  # closed for good (the bank was asked, or declined a charge)
+    return _Holder.PAYABLE if now < payable_until(holder) else _Holder.ASK
+
+
+def order_holder(account: str, reference: str) -> Invoice | None:
+    """The invoice that holds the order: payable now, or the one that paid it."""
+    return Invoice.objects.filter(account=account, reference=reference, holds_order=True).first()
+
+
+def is_payable(invoice: Invoice) -> bool:
+    """Whether the customer may still pay ``invoice`` on the bank's page: it is its order's
+    one payable invoice (or has no order), its page exists and its timer has not run out."""
+    if invoice.status == Status.PAID or (invoice.reference and not invoice.holds_order):
+        return False
+    return _judge(invoice, timezone.now()) == _Holder.PAYABLE
+
+
+def release_order(invoice: Invoice) -> bool:
+    """Let go of ``invoice``'s order (unless it paid it): a new invoice may take it. Returns
+    whether this call did."""
+    released = (
+        Invoice.objects.filter(pk=invoice.pk, holds_order=True)
+        .exclude(status=Status.PAID)
+        .update(holds_order=False)
+    )
+    if released:
+        invoice.holds_order = False
+    return bool(released)
+
+
+def open_order(
+    *,
+    account: str,
+    reference: str,
+    amount: Decimal,
+    method: str,
+    create: Callable[[bool], Invoice],
+) -> Opened:
+    """The order's invoice to go on with, made with ``create(holds_order)`` when the order has
+    none payable. ``create`` must leave the caller's transaction usable when its INSERT is
+    refused (a savepoint, or a transaction of its own); that INSERT is what the database's
+    one-payment-per-order constraint accepts or refuses, so two requests (or two hosts) can
+    never both make one.
+
+    Asks the bank (outside any transaction) about a holder whose page timer ran out, or whose
+    method the customer switches away from, before letting it go.
+    """
+    if not reference:
+        return Opened(create(False), created=True)
+    for _ in range(_MAX_CLAIMS):
+        try:
+            return Opened(create(True), created=True)
+        except IntegrityError:
+            holder = order_holder(account, reference)
+            if holder is None:
+                continue  # let go of meanwhile: claim again
+        if holder.status == Status.PAID:
+            raise OrderAlreadyPaid(holder)
+        verdict = _judge(holder, timezone.now())
+        if verdict == _Holder.STARTING:
+            holder = _await_page(holder)
+            if holder.status == Status.PAID:
+                raise OrderAlreadyPaid(holder)
+            verdict = _judge(holder, timezone.now())
+        if verdict == _Holder.PAYABLE and holder.amount != amount:
+            raise OrderAmountChanged(holder, amount)
+        if verdict == _Holder.PAYABLE:
+            if holder.method == method or holder.method == Method.SAVED_CARD:
+                # The same payment again (a second tab, a replayed form, a double click), or
+                # a saved-card charge whose outcome is still coming: never a second charge.
+                return Opened(holder, created=False)
+            verdict = _Holder.ASK  # another method: only once the bank says it is unpaid
+        if verdict == _Holder.ASK:
+            change = refresh(holder, source=Source.API)
+            if change.invoice.status == Status.PAID:
+                raise OrderAlreadyPaid(change.invoice)
+        release_order(holder)
+    raise OrderBusy(reference, order_holder(account, reference))
+
+
+#: Claims one request makes at most before it gives up (each lost to another request).
+_MAX_CLAIMS = 5
+
+
+def _await_page(holder: Invoice) -> Invoice:
+    """Wait (briefly, by polling) for another request's new invoice to get its bank page.
+
+    Raises :class:`OrderBusy` when that request fails to get one, or runs out of time.
+    """
+    pause = 0.05
+    deadline = _creation_deadline(holder)
+    while timezone.now() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+        fresh = Invoice.objects.get(pk=holder.pk)
+        if fresh.bank_invoice or fresh.status == Status.PAID:
+            return fresh
+        if fresh.status != Status.NEW or not fresh.holds_order:
+            break  # its creation failed: the bank refused it or did not answer
+    raise OrderBusy(holder.reference, holder)
 
 
 #: Schemes an app link may never have: a browser is sent there, or it ends up in an ``href``.
@@ -258,6 +492,9 @@ def apply_result(
         fields["card_bank"] = storable(result.bank)[:100]
     if target == Status.PAID:
         fields["paid_at"] = timezone.now()
+    elif invoice.method == Method.SAVED_CARD or not invoice.bank_invoice:
+        # Declined with no page to try again on: the order may be paid another way.
+        fields["holds_order"] = False
     return transition(
         invoice.pk,
         target,
@@ -348,8 +585,11 @@ def refresh_if_due(
 
 
 def expire(invoice: Invoice, *, source: str) -> Change:
-    """Close an invoice the customer never paid before the page timer ran out."""
-    return transition(invoice.pk, Status.EXPIRED, source=source, known=invoice)
+    """Close an invoice the customer never paid before the page timer ran out; its order may
+    be paid by a new invoice."""
+    return transition(
+        invoice.pk, Status.EXPIRED, source=source, known=invoice, fields={"holds_order": False}
+    )
 
 
 def flag_for_review(invoice: Invoice, reason: str) -> Change:
@@ -373,7 +613,7 @@ def transition(
     result: TransactionResult | None = None,
     record: Record | None = None,
 ) -> Change:
-    """Move the invoice to ``target`` if the table allows, record it, signal after commit.
+    """Move the invoice to ``target`` if the table allows, record it, and owe the signals.
 
     ``known`` is an unlocked copy the caller already read. When it shows the move is not
     allowed (the common duplicate), nothing is locked or written. Otherwise the move is one
@@ -382,6 +622,11 @@ def transition(
     again under ``SELECT … FOR UPDATE`` and the decision made again there. Either way the
     decision is made under the row lock, where it counts. Without ``known`` the row is locked
     and read first.
+
+    A payment settles its order (see :func:`_settle_order`): the order's first payment owes
+    ``payment_succeeded``, a later one is flagged as paid twice and owes
+    ``payment_duplicated``. The signals are written to the outbox in this transaction and sent
+    after the commit (see :mod:`golomt_payments.services.notifications`).
 
     ``result`` is the bank's word that asked for a payment: its card token, if any, is kept
     under the same lock (see :func:`cards.on_paid`), so a repeated result never saves a card
@@ -397,11 +642,16 @@ def transition(
         if isinstance(moved, Change):
             return _recorded(moved, record)
         invoice, old = moved
+        first: Invoice | None = None
         if target == Status.PAID:
-            card_values = {name: getattr(invoice, name) for name in cards.on_paid(invoice, result)}
-            if card_values:
-                Invoice.objects.filter(pk=invoice_pk).update(**card_values)
-                values.update(card_values)
+            later = {name: getattr(invoice, name) for name in cards.on_paid(invoice, result)}
+            first = _settle_order(invoice)
+            if first is not None:
+                later.update(_duplicate_fields(invoice, first))
+            if later:
+                Invoice.objects.filter(pk=invoice_pk).update(**later)
+                values.update(later)
+            values["holds_order"] = invoice.holds_order
         StatusChange.objects.create(
             invoice=invoice,
             from_status=old,
@@ -411,11 +661,60 @@ def transition(
             message=message,
         )
         change = _recorded(Change(invoice, old, target), record)
-        transaction.on_commit(partial(_send_signals, invoice, old, target, source))
+        owe(*_notices(invoice, old, target, source, first))
     if known is not None:
         for name in values:
             setattr(known, name, getattr(invoice, name))
     return change
+
+
+def _settle_order(invoice: Invoice) -> Invoice | None:
+    """Under the paying invoice's row lock: make it the invoice that paid its order, or, when
+    another invoice already did, return that one (this payment is the order's second).
+
+    The common case costs nothing: the invoice already holds its order. One that does not (a
+    late payment of an invoice whose order moved on) takes the order from its unpaid holder,
+    under that holder's lock, or finds it paid.
+    """
+    if not invoice.reference or invoice.holds_order:
+        return None
+    for _ in range(_MAX_CLAIMS):
+        holder = (
+            Invoice.objects.select_for_update()
+            .filter(account=invoice.account, reference=invoice.reference, holds_order=True)
+            .exclude(pk=invoice.pk)
+            .first()
+        )
+        if holder is not None and holder.status == Status.PAID:
+            return holder
+        try:
+            with transaction.atomic():
+                if holder is not None:
+                    Invoice.objects.filter(pk=holder.pk).update(holds_order=False)
+                Invoice.objects.filter(pk=invoice.pk).update(holds_order=True)
+        except IntegrityError:
+            continue  # a checkout gave the order a new invoice meanwhile: decide against it
+        invoice.holds_order = True
+        return None
+    raise RuntimeError(f"could not settle order {invoice.reference!r}")  # pragma: no cover
+
+
+def _duplicate_fields(invoice: Invoice, first: Invoice) -> dict[str, Any]:
+    reason = (
+        f"Paid twice: order {invoice.reference!r} was already paid by {first.transaction_id} "
+        f"({first.amount}); refund this payment ({invoice.transaction_id}, {invoice.amount})."
+    )
+    logger.error(
+        "Invoice %s paid order %r a second time (first: %s); flagged for a refund",
+        invoice.transaction_id,
+        invoice.reference,
+        first.transaction_id,
+        extra={"transaction_id": invoice.transaction_id, "reference": invoice.reference},
+    )
+    invoice.duplicate_of = first
+    invoice.needs_review = True
+    invoice.review_reason = reason
+    return {"duplicate_of": first, "needs_review": True, "review_reason": reason}
 
 
 def _move(
@@ -427,7 +726,10 @@ def _move(
     under its lock, may not move.
     """
     if known is not None:
-        claimed = Invoice.objects.filter(pk=invoice_pk, status=known.status).update(**values)
+        claim = {"pk": invoice_pk, "status": known.status}
+        if target == Status.PAID:  # who paid the order first is decided on the order's holder
+            claim["holds_order"] = known.holds_order
+        claimed = Invoice.objects.filter(**claim).update(**values)
         if claimed:
             invoice = copy.copy(known)
             for name, value in values.items():
@@ -443,26 +745,42 @@ def _move(
     return invoice, old
 
 
-_OUTCOME_SIGNALS: dict[str, Signal] = {
-    Status.PAID: signals.payment_succeeded,
-    Status.FAILED: signals.payment_failed,
-    Status.EXPIRED: signals.payment_expired,
+_OUTCOME_SIGNALS: dict[str, str] = {
+    Status.PAID: SignalName.SUCCEEDED,
+    Status.FAILED: SignalName.FAILED,
+    Status.EXPIRED: SignalName.EXPIRED,
 }
 
 
-def _send_signals(invoice: Invoice, old: str, new: str, source: str) -> None:
-    """Send after commit; a failing receiver is logged and never undoes the recorded payment."""
-    sent = signals.invoice_status_changed.send_robust(
-        sender=Invoice, invoice=invoice, old_status=old, new_status=new, source=source
-    )
-    specific = _OUTCOME_SIGNALS.get(new)
-    if specific is not None:
-        sent += specific.send_robust(sender=Invoice, invoice=invoice, source=source)
-    for receiver, response in sent:
-        if isinstance(response, Exception):
-            logger.error(
-                "Receiver %r failed for invoice %s",
-                receiver,
-                invoice.transaction_id,
-                exc_info=response,
+def _notices(
+    invoice: Invoice, old: str, new: str, source: str, first: Invoice | None
+) -> list[Notice]:
+    """The signals a status change owes the shop: the change itself, and its outcome (a
+    second payment of an order is announced as such, never as a success)."""
+    notices = [
+        Notice(
+            SignalName.STATUS_CHANGED,
+            invoice=invoice,
+            data={"old_status": old, "new_status": new, "source": source},
+            objects={"invoice": invoice},
+        )
+    ]
+    if first is not None:
+        notices.append(
+            Notice(
+                SignalName.DUPLICATED,
+                invoice=invoice,
+                data={"source": source, "first_invoice": first.pk},
+                objects={"invoice": invoice, "first_invoice": first},
             )
+        )
+    elif new in _OUTCOME_SIGNALS:
+        notices.append(
+            Notice(
+                _OUTCOME_SIGNALS[new],
+                invoice=invoice,
+                data={"source": source},
+                objects={"invoice": invoice},
+            )
+        )
+    return notices

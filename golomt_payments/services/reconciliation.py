@@ -1,5 +1,6 @@
 """Reconcile: ask the bank about invoices still open after its page timer ran out, finish
-push notifications whose processing failed, and card registrations whose return was lost.
+push notifications whose processing failed, card registrations whose return was lost, and
+notifications the shop was owed and never received.
 
 Several hosts may run it at once. A run claims a small batch of due invoices in one short
 transaction (``SELECT … FOR UPDATE SKIP LOCKED``, then a lease written on those rows), commits,
@@ -44,6 +45,7 @@ from golomt_payments.models import (
 )
 from golomt_payments.services.cards import close_unfinished_registration, finish_card_registration
 from golomt_payments.services.inbound import finish, process_push
+from golomt_payments.services.notifications import deliver_due
 from golomt_payments.services.payments import (
     can_transition,
     expire,
@@ -104,6 +106,9 @@ class ReconcileSummary:
     registrations_checked: int = 0
     cards_saved: int = 0
     registrations_failed: int = 0
+    #: Notifications the shop was owed and had not received, sent again (none in a dry run).
+    notifications_delivered: int = 0
+    notifications_failed: int = 0
     dry_run: bool = False
 
 
@@ -140,7 +145,8 @@ def reconcile(
     processed again first, at most ``message_limit`` per run. Card registrations still open
     after the page timer (the customer's return from the card-saving page was lost) are
     finished from the bank's answer, and closed as failed when the bank still has no card for
-    them after the grace; at most ``message_limit`` per run, none in a dry run.
+    them after the grace; at most ``message_limit`` per run, none in a dry run. Last,
+    notifications the shop is owed and has not received are sent again (none in a dry run).
 
     ``concurrency`` bank calls run at once (default ``RECONCILE_CONCURRENCY``), sharing the
     account's pooled client; on SQLite, which has one writer at a time, invoices are done one
@@ -191,6 +197,10 @@ def reconcile(
             summary.registrations_checked += 1
             summary.cards_saved += outcome == SAVED
             summary.registrations_failed += outcome == FAILED
+        # Last: what this run itself changed was delivered after its commits.
+        delivery = deliver_due()
+        summary.notifications_delivered = delivery.delivered
+        summary.notifications_failed = delivery.failed
 
     logger.info("Golomt reconcile%s: %s", " (dry run)" if dry_run else "", summary)
     return summary

@@ -10,6 +10,9 @@ that the bank knows; traits give the other states::
     InvoiceFactory(new=True)          # not yet created at the bank
     InvoiceFactory(socialpay=True, amount=Decimal("25000"))
 
+Each invoice with a reference holds its order (the one payment of that reference the database
+allows at a time); pass ``holds_order=False`` for another invoice of the same reference.
+
 ``CardTokenFactory(owner=user)`` is an active saved card of that customer.
 """
 
@@ -70,6 +73,11 @@ class InvoiceFactory(DjangoModelFactory[Invoice]):
     language = Language.MN
     callback_url = "https://shop.test/payments/return/"
     reference = Sequence(lambda n: f"ORDER-{n:05d}")
+    # As the services leave it: the one invoice of its order that may be (or was) paid. Pass
+    # ``holds_order=False`` for a second invoice of the same reference.
+    holds_order = LazyAttribute(
+        lambda invoice: bool(invoice.reference) and invoice.status != Status.EXPIRED
+    )
 
     class Params:
         new = Trait(status=Status.NEW, bank_invoice="")

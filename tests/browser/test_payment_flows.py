@@ -27,7 +27,7 @@ from golomt_payments.models import (
     Source,
     Status,
 )
-from golomt_payments.sandbox.models import PushDelivery, PushState
+from golomt_payments.sandbox.models import PushDelivery, PushState, Transaction
 from tests.browser.conftest import CHECK_INTERVAL_SECONDS, Screenshot, Shop
 from tests.helpers import SignalRecorder
 
@@ -135,6 +135,29 @@ def test_card_payment_ends_on_the_success_page_and_pays_the_invoice_once(
     assert signal_log.names().count("payment_succeeded") == 1
     assert PushDelivery.objects.get().state == PushState.DELIVERED
     screenshot(page)
+
+
+def test_an_order_open_in_two_tabs_is_charged_once(
+    page: Page, shop: Shop, signal_log: SignalRecorder, screenshot: Screenshot
+) -> None:
+    """The order page open in two tabs: paid in the first; Pay pressed in the second lands on
+    the paid order, and the bank is not asked for a second payment."""
+    second = page.context.new_page()
+    second.goto(shop.checkout_url("BR-TWO-TABS"))  # opened before the first tab pays
+    invoice = start_checkout(page, shop, "BR-TWO-TABS")
+    pay_by_card(page, SUCCESS_CARD)
+    expect_result_page(page, shop, invoice, Status.PAID)
+
+    second.get_by_label("Card", exact=True).check()
+    second.get_by_role("button", name=re.compile(r"^Pay ")).click()
+
+    expect_result_page(second, shop, invoice, Status.PAID)
+    expect(second.get_by_role("heading", name="Payment received")).to_be_visible()
+    shop.settle()
+    assert Invoice.objects.filter(reference="BR-TWO-TABS").count() == 1
+    assert Transaction.objects.filter(error_code="000").count() == 1  # one charge at the bank
+    assert signal_log.names().count("payment_succeeded") == 1
+    screenshot(second)
 
 
 def test_declined_card_ends_on_the_failure_page_with_the_banks_words(

@@ -1,5 +1,6 @@
 """``manage.py golomt_reconcile``: ask the bank about invoices still open after the page timer,
-and finish push notifications whose processing failed.
+finish push notifications whose processing failed, and send again the signals the shop was
+owed and never received.
 
 Run it every few minutes (cron, a systemd timer); several hosts may run it at once. The work
 is in :func:`golomt_payments.services.reconcile`; this only reads options and prints.
@@ -43,6 +44,11 @@ def summary_line(summary: services.ReconcileSummary) -> str:
             f" · card registrations {summary.registrations_checked} "
             f"(saved {summary.cards_saved}, failed {summary.registrations_failed})"
         )
+    if summary.notifications_delivered or summary.notifications_failed:
+        line += (
+            f" · notifications sent again {summary.notifications_delivered}"
+            f" (failed {summary.notifications_failed})"
+        )
     return f"dry run, nothing changed: {line}" if summary.dry_run else line
 
 
@@ -81,7 +87,8 @@ class Command(BaseCommand):
     help = (
         "Ask the bank about invoices still open after the page timer and apply its answers; "
         "expire those it does not know or that stayed unpaid past the grace period; "
-        "finish push notifications whose processing failed. Safe on several hosts at once."
+        "finish push notifications whose processing failed; send again the signals the shop "
+        "was owed and never received. Safe on several hosts at once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

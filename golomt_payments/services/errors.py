@@ -1,0 +1,55 @@
+"""What the services refuse, in words a caller can act on. Views and the API choose the HTTP
+status; nothing here speaks HTTP. Each error says what was not done: nothing was sent to the
+bank and nothing was charged."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from golomt_payments.models import Invoice
+
+
+class PaymentError(Exception):
+    """A payment the services would not start. Nothing was sent to the bank."""
+
+
+class OrderAlreadyPaid(PaymentError):
+    """The order (the account's shop reference) is already paid, by ``invoice``."""
+
+    def __init__(self, invoice: Invoice) -> None:
+        self.invoice = invoice
+        super().__init__(
+            f"order {invoice.reference!r} is already paid (invoice {invoice.transaction_id})"
+        )
+
+
+class OrderAmountChanged(PaymentError):
+    """The order has a payment open for another amount (``invoice``): a shop that changed the
+    order must wait until that payment's page has run out, or give the order a new reference."""
+
+    def __init__(self, invoice: Invoice, amount: Decimal) -> None:
+        self.invoice = invoice
+        self.amount = amount
+        super().__init__(
+            f"order {invoice.reference!r} has a payment open for {invoice.amount} "
+            f"(invoice {invoice.transaction_id}), not {amount}"
+        )
+
+
+class OrderBusy(PaymentError):
+    """Another request is starting this order's payment and the bank has not given it a page
+    (yet); ask again in a moment."""
+
+    def __init__(self, reference: str, invoice: Invoice | None = None) -> None:
+        self.reference = reference
+        self.invoice = invoice
+        super().__init__(f"order {reference!r}: another request is starting its payment")
+
+
+class CardRemoved(PaymentError):
+    """The saved card was removed (or holds no token): it cannot pay."""
+
+
+class RefundRefused(PaymentError):
+    """A refund that cannot be recorded: the invoice is not paid, or the amount is not what
+    is left to refund."""
