@@ -1,4 +1,5 @@
-"""Print the SQL a push notification costs: first delivery and a duplicate.
+"""Print the SQL a push notification costs (first delivery and a duplicate), and a checkout
+(a new payment of an order, and the same order again while its payment is open).
 
 Runs the real view through Django's test client against ``tests.settings`` (SQLite on a RAM
 disk, or PostgreSQL when DATABASE_URL is set, e.g. ``postgres://golomt:golomt@127.0.0.1/x``),
@@ -79,7 +80,27 @@ def main(argv: list[str] | None = None) -> None:
                 if wrapped:
                     transaction.set_rollback(True)
 
+    def measure_checkout(mode: str, wrapped: bool) -> None:
+        from golomt_payments.checkout import sign_checkout
+
+        browser = Client()
+        outer = transaction.atomic() if wrapped else contextlib.nullcontext()
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            FakeBank(mock).invoice()
+            with outer:
+                payload = sign_checkout(amount="89000", reference=f"BENCH-{mode}")
+                for attempt in ("new payment", "same order again"):
+                    with CaptureQueriesContext(connection) as ctx:
+                        response = browser.post("/payments/checkout/", {"payload": payload})
+                    assert response.status_code == 303, response.content
+                    sql = [q["sql"] for q in ctx.captured_queries]
+                    rows.append((f"checkout: {attempt}", mode, len(sql), sql))
+                if wrapped:
+                    transaction.set_rollback(True)
+
     try:
+        measure_checkout("autocommit (server)", False)
+        measure_checkout("in transaction (tests)", True)
         scenarios = [("push + inquiry", {})]
         if args.no_inquiry:
             scenarios.append(("push, no inquiry", {"CONFIRM_PUSH_WITH_INQUIRY": False}))
@@ -90,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
     vendor = connection.vendor
-    print(f"Queries per push notification ({vendor}, Django test client, bank faked)\n")
+    print(f"Queries per push notification and checkout ({vendor}, test client, bank faked)\n")
     width = max(len(r[0]) for r in rows)
     print(f"{'scenario':<{width}}  {'mode':<24}  queries")
     print(f"{'-' * width}  {'-' * 24}  -------")
