@@ -210,6 +210,62 @@ def test_create_payment_prices_the_order_and_returns_the_bank_page(
     assert sent["amount"] == "25000.50"
 
 
+def test_create_payment_of_an_order_whose_payment_is_open_answers_with_that_payment(
+    api: APIClient, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    """One payment per order: the app asking twice (a retry, a second device) gets the same
+    payment and bank page, and the bank is asked once."""
+    fake_bank.invoice()
+    first = api.post(payments_url(), {"order": "ORDER-1"}, format="json")
+    again = api.post(payments_url(), {"order": "ORDER-1"}, format="json")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    created = assert_documented(schema, PAYMENTS, "post", first)
+    same = assert_documented(schema, PAYMENTS, "post", again)
+    assert (same["key"], same["payment_url"]) == (created["key"], created["payment_url"])
+    assert len(fake_bank.invoices_created) == 1
+
+
+def test_create_payment_of_a_paid_order_is_a_conflict_naming_the_payment(
+    api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    paid = InvoiceFactory(paid=True, reference="ORDER-1", owner=user)
+
+    response = api.post(payments_url(), {"order": "ORDER-1"}, format="json")
+
+    assert response.status_code == 409
+    body = assert_documented(schema, PAYMENTS, "post", response)
+    assert (body["code"], body["payment"]["key"]) == ("already_paid", str(paid.key))
+    assert not fake_bank.mock.calls
+
+
+def test_create_payment_for_another_amount_while_one_is_open_is_a_conflict(
+    api: APIClient, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    InvoiceFactory(reference="ORDER-1", amount=Decimal("999.00"))  # the price has changed
+
+    response = api.post(payments_url(), {"order": "ORDER-1"}, format="json")
+
+    assert response.status_code == 409
+    assert assert_documented(schema, PAYMENTS, "post", response)["code"] == "amount_changed"
+    assert not fake_bank.mock.calls
+
+
+def test_create_payment_while_a_saved_card_charge_is_under_way_is_a_conflict(
+    api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    charging = InvoiceFactory(
+        reference="ORDER-1", method=Method.SAVED_CARD, bank_invoice="", owner=user
+    )
+
+    response = api.post(payments_url(), {"order": "ORDER-1"}, format="json")
+
+    assert response.status_code == 409
+    body = assert_documented(schema, PAYMENTS, "post", response)
+    assert (body["code"], body["payment"]["key"]) == ("in_progress", str(charging.key))
+    assert not fake_bank.mock.calls
+
+
 def test_create_socialpay_payment_returns_the_deeplink(
     api: APIClient, fake_bank: FakeBank, schema: dict[str, Any]
 ) -> None:
@@ -520,6 +576,36 @@ def test_pay_with_a_saved_card_the_bank_turns_away_is_a_failed_payment(
     assert (body["status"], body["final"]) == ("failed", True)
 
 
+def test_pay_an_order_whose_payment_is_under_way_answers_with_it_and_charges_nothing(
+    api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    card = CardTokenFactory(owner=user)
+    page = InvoiceFactory(reference="ORDER-1", owner=user)  # the customer opened the bank page
+    fake_bank.inquiry(error_code="000")  # ... and paid there
+
+    response = api.post(card_pay_url(card), {"order": "ORDER-1"}, format="json")
+
+    assert response.status_code == 409
+    body = assert_documented(schema, CARD_PAY, "post", response)
+    assert (body["code"], body["payment"]["key"]) == ("already_paid", str(page.key))
+    assert not fake_bank.calls("/api/pay")
+
+
+def test_pay_the_same_order_twice_while_the_first_charge_is_pending_charges_once(
+    api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    card = CardTokenFactory(owner=user)
+    fake_bank.pay_down()  # the charge's answer is lost ...
+    fake_bank.check_down()  # ... and /api/check does not answer: pending
+
+    first = api.post(card_pay_url(card), {"order": "ORDER-1"}, format="json")
+    again = api.post(card_pay_url(card), {"order": "ORDER-1"}, format="json")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert assert_documented(schema, CARD_PAY, "post", again)["key"] == first.json()["key"]
+    assert len(fake_bank.calls("/api/pay")) == 1
+
+
 def test_pay_the_same_order_again_for_another_amount_is_a_conflict(
     api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
 ) -> None:
@@ -532,7 +618,7 @@ def test_pay_the_same_order_again_for_another_amount_is_a_conflict(
     finally:
         ORDERS["ORDER-1"] = Decimal("1000.00")
     assert response.status_code == 409
-    assert_documented(schema, CARD_PAY, "post", response)
+    assert assert_documented(schema, CARD_PAY, "post", response)["code"] == "already_paid"
     assert len(fake_bank.calls("/api/pay")) == 1
 
 

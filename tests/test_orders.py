@@ -366,11 +366,14 @@ def test_a_declined_saved_card_lets_the_order_be_paid_another_way(
     fake_bank.invoice()
 
     declined = services.pay_with_saved_card(card, amount=1000, reference="ORD-19")
-    page = services.start_payment(amount=1000, callback_url=CALLBACK, reference="ORD-19")
-
     declined.refresh_from_db()
     assert (declined.status, declined.holds_order) == (Status.FAILED, False)
+    assert services.order_state("ORD-19").can_pay
+
+    page = services.start_payment(amount=1000, callback_url=CALLBACK, reference="ORD-19")
+
     assert page.holds_order
+    assert bank_paths(fake_bank) == ["/api/pay", "/api/invoice"]  # nothing asked in between
 
 
 # --- the pages --------------------------------------------------------------------------------

@@ -277,10 +277,7 @@ def _judge(holder: Invoice, now: datetime) -> _Holder:
         if holder.status == Status.NEW and now < _creation_deadline(holder):
             return _Holder.STARTING
         return _Holder.RELEASE
-    if holder.status == Status.EXPIRED or (
-        holder.method == Method.SAVED_CARD and holder.status == Status.FAILED
-    ):
-        return _Holder.RELEASE  # closed for good (the bank was asked, or declined a charge)
+    # (An invoice closed for good, expired or a declined saved card, has let go of its order.)
     return _Holder.PAYABLE if now < payable_until(holder) else _Holder.ASK
 
 
