@@ -132,6 +132,9 @@ class Invoice(models.Model):
     holds_order = models.BooleanField(
         _("holds its order"),
         default=False,
+        # In the database too: code of the previous version, still serving during a rolling
+        # deploy, inserts invoices without this column.
+        db_default=False,
         editable=False,
         help_text=_(
             "The one invoice of its order (merchant account and shop reference) that may be "

@@ -175,7 +175,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
 def _refused_payment(request: HttpRequest, exc: services.PaymentError) -> HttpResponse:
     """The order's rule said no: its page, nothing sent to the bank or charged."""
-    if isinstance(exc, services.OrderAlreadyPaid):
+    if isinstance(exc, services.OrderAlreadyPaid | services.OrderInProgress):
         return HttpResponseRedirect(outcome_url(request, exc.invoice), status=303)
     if isinstance(exc, services.OrderAmountChanged):
         return _error_page(
@@ -242,7 +242,7 @@ def _pay_with_saved_card(
         return _refused_payment(request, exc)
     except GolomtError as exc:
         return _bank_error_page(request, exc, _("The bank could not start this payment."))
-    return HttpResponseRedirect(outcome_url(request, invoice), status=303)
+    return _continue(request, invoice)  # its outcome, or the order's bank page still open
 
 
 def _returned(request: HttpRequest) -> dict[str, Any]:
@@ -342,7 +342,7 @@ def status(request: HttpRequest, key: str) -> JsonResponse:
     push and a lost redirect together still end in the right state.
     """
     invoice = get_object_or_404(Invoice, key=key)
-    if invoice.is_open or services.is_payable(invoice):  # a declined card may try again
+    if services.awaits_bank(invoice):
         try:
             invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
         except GolomtError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -576,12 +577,26 @@ def test_pay_with_a_saved_card_the_bank_turns_away_is_a_failed_payment(
     assert (body["status"], body["final"]) == ("failed", True)
 
 
-def test_pay_an_order_whose_payment_is_under_way_answers_with_it_and_charges_nothing(
+def test_pay_an_order_whose_bank_page_is_open_answers_with_it_and_charges_nothing(
     api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
 ) -> None:
     card = CardTokenFactory(owner=user)
     page = InvoiceFactory(reference="ORDER-1", owner=user)  # the customer opened the bank page
-    fake_bank.inquiry(error_code="000")  # ... and paid there
+
+    response = api.post(card_pay_url(card), {"order": "ORDER-1"}, format="json")
+
+    assert response.status_code == 200
+    assert assert_documented(schema, CARD_PAY, "post", response)["key"] == str(page.key)
+    assert not fake_bank.mock.calls
+
+
+def test_pay_an_order_paid_on_its_timed_out_bank_page_is_a_conflict(
+    api: APIClient, user: Any, fake_bank: FakeBank, schema: dict[str, Any]
+) -> None:
+    card = CardTokenFactory(owner=user)
+    page = InvoiceFactory(reference="ORDER-1", owner=user)
+    Invoice.objects.filter(pk=page.pk).update(created_at=page.created_at - timedelta(minutes=13))
+    fake_bank.inquiry(error_code="000")  # paid there; its push and redirect were lost
 
     response = api.post(card_pay_url(card), {"order": "ORDER-1"}, format="json")
 

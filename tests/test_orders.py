@@ -329,11 +329,36 @@ def test_an_invoice_whose_creating_request_died_does_not_hold_the_order(
 # --- saved cards and the order --------------------------------------------------------------
 
 
-def test_a_saved_card_may_pay_an_order_whose_page_the_bank_says_is_unpaid(
+def test_a_saved_card_is_not_charged_while_the_orders_bank_page_is_open(
+    fake_bank: FakeBank, client: Client, django_user_model: Any
+) -> None:
+    """The customer opened the bank's page, then pays with a saved card: nothing is charged,
+    the customer is sent back to that page (paying both could take the money twice)."""
+    customer = django_user_model.objects.create_user("ann")
+    card = CardTokenFactory(owner=customer)
+    page = InvoiceFactory(reference="ORD-17")
+    client.force_login(customer)
+
+    answer = client.post(
+        CHECKOUT,
+        {
+            "payload": sign_checkout(amount=1000, reference="ORD-17"),
+            "method": Method.SAVED_CARD,
+            "card": str(card.pk),
+        },
+    )
+
+    assert answer["Location"] == card_page(page)
+    opened = services.charge_saved_card(card, amount=1000, reference="ORD-17")
+    assert (opened.invoice.pk, opened.created) == (page.pk, False)
+    assert not fake_bank.mock.calls
+
+
+def test_a_saved_card_may_pay_an_order_whose_page_timed_out_unpaid(
     fake_bank: FakeBank, django_user_model: Any
 ) -> None:
     card = CardTokenFactory(owner=django_user_model.objects.create_user("ann"))
-    page = InvoiceFactory(reference="ORD-17")
+    page = age(InvoiceFactory(reference="ORD-17"), PAST_TIMER)
     fake_bank.inquiry(error_code=None)
     fake_bank.pay()
 
@@ -348,14 +373,47 @@ def test_a_saved_card_is_not_charged_for_an_order_paid_on_the_banks_page(
     fake_bank: FakeBank, django_user_model: Any
 ) -> None:
     card = CardTokenFactory(owner=django_user_model.objects.create_user("ann"))
-    page = InvoiceFactory(reference="ORD-18")
-    fake_bank.inquiry(error_code="000")
+    page = age(InvoiceFactory(reference="ORD-18"), PAST_TIMER)
+    fake_bank.inquiry(error_code="000")  # paid; its push and redirect were lost
 
     with pytest.raises(services.OrderAlreadyPaid) as refused:
         services.pay_with_saved_card(card, amount=1000, reference="ORD-18")
 
     assert refused.value.invoice.pk == page.pk
     assert not fake_bank.calls("/api/pay")
+
+
+def test_a_page_offered_only_after_its_order_moved_on_is_never_handed_out(
+    fake_bank: FakeBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bank answered one request so late that another took the order meanwhile: the late
+    request goes on with the order's holder, never with a second live page."""
+    other: list[Invoice] = []
+    real = payments.bank.client
+
+    def slow_bank(account: str = "default") -> Any:
+        client = real(account)
+
+        class Late:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+            def create_invoice(self, **kwargs: Any) -> Any:
+                mine = Invoice.objects.get(transaction_id=kwargs["transaction_id"])
+                payments.release_order(mine)  # another request took the order meanwhile
+                other.append(InvoiceFactory(reference="ORD-19B"))
+                return client.create_invoice(**kwargs)
+
+        return Late()
+
+    fake_bank.invoice()
+    monkeypatch.setattr(payments.bank, "client", slow_bank)
+
+    opened = services.open_payment(amount=1000, callback_url=CALLBACK, reference="ORD-19B")
+
+    assert (opened.invoice.pk, opened.created) == (other[0].pk, False)
+    late = Invoice.objects.exclude(pk=other[0].pk).get()
+    assert (late.status, late.holds_order) == (Status.PENDING, False)
 
 
 def test_a_declined_saved_card_lets_the_order_be_paid_another_way(
@@ -365,12 +423,12 @@ def test_a_declined_saved_card_lets_the_order_be_paid_another_way(
     fake_bank.pay(error_code="300")
     fake_bank.invoice()
 
-    declined = services.pay_with_saved_card(card, amount=1000, reference="ORD-19")
+    declined = services.pay_with_saved_card(card, amount=1000, reference="ORD-19A")
     declined.refresh_from_db()
     assert (declined.status, declined.holds_order) == (Status.FAILED, False)
-    assert services.order_state("ORD-19").can_pay
+    assert services.order_state("ORD-19A").can_pay
 
-    page = services.start_payment(amount=1000, callback_url=CALLBACK, reference="ORD-19")
+    page = services.start_payment(amount=1000, callback_url=CALLBACK, reference="ORD-19A")
 
     assert page.holds_order
     assert bank_paths(fake_bank) == ["/api/pay", "/api/invoice"]  # nothing asked in between

@@ -34,6 +34,7 @@ from golomt_payments.models import (
     CardToken,
     DeliveryState,
     Invoice,
+    Method,
     Notification,
     SignalName,
     Source,
@@ -140,6 +141,36 @@ def test_two_invoices_of_one_order_paid_at_once_announce_one_success_and_one_dup
         assert signal_counter.names(holder)["payment_succeeded"] == 1
         assert (duplicate.duplicate_of_id, duplicate.needs_review) == (holder.pk, True)
         assert {holder.status, duplicate.status} == {Status.PAID}
+
+
+def test_two_saved_card_charges_of_one_order_and_one_card_paid_at_once_never_deadlock(
+    django_user_model: Any, signal_counter: Signals
+) -> None:
+    """Paying an invoice locks its order and marks its card used: when two charges of one
+    order with one card are paid at once (a lost answer found by the reconciler as the other
+    comes in), both take the order's lock before the card's, so neither waits for the other
+    in a circle."""
+    card = CardTokenFactory(owner=django_user_model.objects.create_user("ann"))
+    for race in range(RACES):
+        reference = f"CARD-{race}"
+        saved = {"method": Method.SAVED_CARD, "bank_invoice": "", "card_token": card}
+        holder = InvoiceFactory(reference=reference, **saved)
+        earlier = InvoiceFactory(reference=reference, holds_order=False, **saved)
+
+        def pay(invoice: Invoice) -> Any:
+            return lambda: services.apply_result(
+                Invoice.objects.get(pk=invoice.pk), paid_result(invoice), source=Source.PUSH
+            )
+
+        run_together(pay(earlier), pay(holder))
+
+        outcomes = Counter(
+            name
+            for invoice in (holder, earlier)
+            for name in signal_counter.names(invoice).elements()
+            if name != "invoice_status_changed"
+        )
+        assert outcomes == Counter(payment_succeeded=1, payment_duplicated=1), race
 
 
 def test_a_late_payment_racing_a_new_checkout_of_its_order_pays_the_order_once(

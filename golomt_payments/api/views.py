@@ -54,7 +54,6 @@ from golomt_payments.models import (
     CardToken,
     Invoice,
     Language,
-    Method,
     ReturnType,
     Source,
 )
@@ -187,6 +186,8 @@ def _order_conflict(request: Request, exc: services.PaymentError) -> Response:
     elif isinstance(exc, services.OrderAmountChanged):
         code = "amount_changed"
         detail = _("A payment of this order for another amount is under way.")
+    elif isinstance(exc, services.OrderInProgress):
+        code, detail = "in_progress", _("A saved-card payment of this order is under way.")
     else:
         raise Http404 from None  # a removed card
     body = {"detail": detail, "code": code, "payment": PaymentSerializer(exc.invoice).data}
@@ -266,13 +267,6 @@ class PaymentListView(GolomtAPIView):
         except GolomtError as exc:
             raise _bank_error(exc, "create an invoice") from None
         invoice = opened.invoice
-        if invoice.method == Method.SAVED_CARD:  # a charge under way has no page to go to
-            conflict = {
-                "detail": _("A saved-card payment of this order is under way."),
-                "code": "in_progress",
-                "payment": PaymentSerializer(invoice).data,
-            }
-            return Response(conflict, status=status.HTTP_409_CONFLICT, headers=NO_STORE)
         output = PaymentCreatedSerializer(
             invoice, context={"payment_url": services.payment_url(invoice)}
         )
@@ -306,7 +300,7 @@ class PaymentDetailView(GolomtAPIView):
         invoice = own_invoices(request).filter(key=key).first()
         if invoice is None:
             raise Http404
-        if invoice.is_open or services.is_payable(invoice):  # a declined card may try again
+        if services.awaits_bank(invoice):
             try:
                 invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
             except GolomtError as exc:  # the app asks again; the reconciler is there too

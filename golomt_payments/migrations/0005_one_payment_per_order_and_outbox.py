@@ -19,18 +19,23 @@ def _update(model, pks, **values):
 
 def mark_orders(apps, schema_editor):
     """Give each existing order (account and shop reference) the invoice that holds it: its
-    first paid invoice, else its newest one not expired. Later paid invoices of an order that
-    was already paid are marked as paid twice, for staff to check whether they were refunded."""
+    first paid invoice (by the time it was paid), else its newest one not expired. Later paid
+    invoices of an order already paid are flagged for staff: a second charge to refund, unless
+    the shop meant the reference for several payments (the app now takes one per order)."""
     Invoice = apps.get_model("golomt_payments", "Invoice")
     with_reference = Invoice.objects.exclude(reference="")
-    first_paid = {
-        (row["account"], row["reference"]): row["first"]
-        for row in with_reference.filter(status="paid")
-        .values("account", "reference")
-        .annotate(first=models.Min("pk"))
-        .order_by()
-    }
-    _update(Invoice, first_paid.values(), holds_order=True)
+    paid = (
+        with_reference.filter(status="paid")
+        .order_by("account", "reference", models.F("paid_at").asc(nulls_last=True), "pk")
+        .values_list("pk", "account", "reference", "transaction_id")
+    )
+    first_paid = {}
+    later = []
+    for pk, account, reference, transaction_id in paid.iterator():
+        first = first_paid.setdefault((account, reference), (pk, transaction_id))
+        if first[0] != pk:
+            later.append((pk, reference, transaction_id, first))
+    _update(Invoice, [pk for pk, _ in first_paid.values()], holds_order=True)
     newest_open = [
         row["newest"]
         for row in with_reference.exclude(status__in=["paid", "expired"])
@@ -40,23 +45,17 @@ def mark_orders(apps, schema_editor):
         if (row["account"], row["reference"]) not in first_paid
     ]
     _update(Invoice, newest_open, holds_order=True)
-    first_pks = set(first_paid.values())
-    paid = with_reference.filter(status="paid").values_list(
-        "pk", "account", "reference", "transaction_id"
-    )
-    later = [row for row in paid.order_by("pk").iterator() if row[0] not in first_pks]
-    for pk, account, reference, transaction_id in later:
-        first = Invoice.objects.get(pk=first_paid[(account, reference)])
+    for pk, reference, transaction_id, (first_pk, first_transaction_id) in later:
         Invoice.objects.filter(pk=pk).update(
-            duplicate_of=first,
+            duplicate_of_id=first_pk,
             needs_review=True,
             review_reason=(
-                f"Paid twice (found on upgrade): order {reference!r} was already paid by "
-                f"{first.transaction_id}; refund this payment ({transaction_id}) if that was "
-                "not done yet."
+                f"Found on upgrade: order {reference!r} was already paid by "
+                f"{first_transaction_id}. If this reference was meant for several payments, "
+                f"nothing is wrong; otherwise refund this payment ({transaction_id}) if that "
+                "was not done yet."
             ),
         )
-
 
 class Migration(migrations.Migration):
 
@@ -113,7 +112,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='invoice',
             name='holds_order',
-            field=models.BooleanField(default=False, editable=False, help_text='The one invoice of its order (merchant account and shop reference) that may be paid now, or that paid it. The database allows one per order.', verbose_name='holds its order'),
+            field=models.BooleanField(db_default=False, default=False, editable=False, help_text='The one invoice of its order (merchant account and shop reference) that may be paid now, or that paid it. The database allows one per order.', verbose_name='holds its order'),
         ),
         migrations.RunPython(mark_orders, migrations.RunPython.noop),
         migrations.AddConstraint(

@@ -171,8 +171,8 @@ def complete(
     """Record the customer's attempt; from now on every read reports it. Queues the pushes.
 
     A payment page whose last attempt was declined takes another until its timer runs out, as
-    the bank's does (the card-saving page takes one). Raises :class:`AlreadyFinished` when the
-    page was paid, declined for good or timed out meanwhile.
+    the protocol notes take the bank's to do (the card-saving page takes one). Raises
+    :class:`AlreadyFinished` when the page was paid, declined for good or timed out meanwhile.
     """
     settings = conf.get()
     if expire_if_due(tx) or not may_try(tx):

@@ -201,8 +201,9 @@ def charge_saved_card(
     403) charged nothing: the invoice fails with the bank's words.
 
     A ``reference`` names one order, as for :func:`~golomt_payments.services.open_payment`:
-    while a payment of it is under way (this card's, another card's, or a page the customer
-    opened) nothing is charged and that payment is returned (``created`` is ``False``);
+    while a payment of it is under way (this card's, another card's, or a bank page the
+    customer opened and whose timer still runs) nothing is charged and that payment is
+    returned (``created`` is ``False``);
     ``OrderAlreadyPaid`` once it is paid, ``OrderAmountChanged`` while one for another amount
     is open. Raises :class:`CardRemoved` for a removed card and ``ValueError`` for a bad
     amount.
@@ -219,9 +220,9 @@ def charge_saved_card(
         # caller's rollback can never lose a charge; inside a transaction this refuses at once.
         with transaction.atomic(durable=True):
             # The order first (its INSERT may wait for another payment of the order to commit),
-            # then the card, locked: a removal waits for this decision. In this order no lock
-            # on the card is held while waiting for the order, which a payment that marks the
-            # card used may be holding.
+            # then the card, locked: a removal waits for this decision. Every writer takes the
+            # order's locks before the card's (a payment settles its order before it marks the
+            # card used), so this never waits for the order while holding the card.
             invoice = Invoice.objects.create(
                 account=card.account,
                 transaction_id=new_transaction_id(settings.transaction_id_prefix),

@@ -1,6 +1,5 @@
 """What the services refuse, in words a caller can act on. Views and the API choose the HTTP
-status; nothing here speaks HTTP. Each error says what was not done: nothing was sent to the
-bank and nothing was charged."""
+status; nothing here speaks HTTP. Whatever the error, nothing was charged."""
 
 from __future__ import annotations
 
@@ -10,7 +9,8 @@ from golomt_payments.models import Invoice
 
 
 class PaymentError(Exception):
-    """A payment the services would not start. Nothing was sent to the bank."""
+    """What the services would not do for a payment. Nothing was charged (the bank may have
+    been asked about the order's earlier invoice)."""
 
 
 class OrderAlreadyPaid(PaymentError):
@@ -44,6 +44,17 @@ class OrderBusy(PaymentError):
         self.reference = reference
         self.invoice = invoice
         super().__init__(f"order {reference!r}: another request is starting its payment")
+
+
+class OrderInProgress(PaymentError):
+    """A saved-card charge of the order is under way (``invoice``): its outcome is still
+    coming, so no other payment of the order is started meanwhile."""
+
+    def __init__(self, invoice: Invoice) -> None:
+        self.invoice = invoice
+        super().__init__(
+            f"order {invoice.reference!r}: saved-card charge {invoice.transaction_id} is under way"
+        )
 
 
 class CardRemoved(PaymentError):

@@ -153,26 +153,25 @@ def _deliver_written(rows: list[Notification], objects: list[dict[str, Any]]) ->
         else:
             _mark_failed(row, error)
     if delivered:
-        Notification.objects.filter(pk__in=delivered).update(
-            state=DeliveryState.DELIVERED,
-            delivered_at=timezone.now(),
-            attempts=F("attempts") + 1,
-            last_error="",
-        )
+        _mark_delivered(delivered)
 
 
 def _deliver_one(notification: Notification) -> bool:
     error = _send(notification, {})
     if error is None:
-        Notification.objects.filter(pk=notification.pk).update(
-            state=DeliveryState.DELIVERED,
-            delivered_at=timezone.now(),
-            attempts=F("attempts") + 1,
-            last_error="",
-        )
+        _mark_delivered([notification.pk])
         return True
     _mark_failed(notification, error)
     return False
+
+
+def _mark_delivered(pks: list[int]) -> None:
+    Notification.objects.filter(pk__in=pks).update(
+        state=DeliveryState.DELIVERED,
+        delivered_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        last_error="",
+    )
 
 
 def _send(notification: Notification, known: Mapping[str, Any]) -> str | None:

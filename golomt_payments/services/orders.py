@@ -49,7 +49,9 @@ class OrderState:
 
     @property
     def can_pay(self) -> bool:
-        """Whether to offer the checkout form: the order is neither paid nor being paid."""
+        """Whether to offer the checkout form: the order is not paid and has no invoice the
+        customer may still pay. (A payment another request is just opening counts as none: the
+        form then leads to that payment's page.)"""
         return self.paid_by is None and self.payable is None
 
 

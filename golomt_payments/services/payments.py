@@ -48,7 +48,12 @@ from golomt_payments.models import (
 
 # A module import: ``cards`` imports this module too (to pay with a saved card).
 from golomt_payments.services import cards
-from golomt_payments.services.errors import OrderAlreadyPaid, OrderAmountChanged, OrderBusy
+from golomt_payments.services.errors import (
+    OrderAlreadyPaid,
+    OrderAmountChanged,
+    OrderBusy,
+    OrderInProgress,
+)
 from golomt_payments.services.notifications import Notice, owe
 
 logger = logging.getLogger(__name__)
@@ -223,11 +228,32 @@ def open_payment(
     )
     invoice.refresh_from_db()
     if reference and not invoice.holds_order:
-        # An older invoice of the order was paid while this one was being made.
-        paid = order_holder(account, reference)
-        if paid is not None and paid.status == Status.PAID:
-            raise OrderAlreadyPaid(paid)
+        return _lost_order(invoice, Decimal(amount_text), method)
     return Opened(invoice, created=True)
+
+
+def _lost_order(invoice: Invoice, amount: Decimal, method: str) -> Opened:
+    """The bank answered so late that the order moved on without ``invoice`` (another request
+    took it, or an older invoice was paid meanwhile): never hand out a second live page of the
+    order. The customer goes on with the order's holder, when they may; else they are told the
+    order is paid, or to try again in a moment. ``invoice`` stays, unseen, for the reconciler;
+    money paid on it anyway would be caught as paid twice."""
+    holder = order_holder(invoice.account, invoice.reference)
+    logger.warning(
+        "Invoice %s got its bank page after its order %r had moved on; not offered",
+        invoice.transaction_id,
+        invoice.reference,
+    )
+    if holder is not None and holder.status == Status.PAID:
+        raise OrderAlreadyPaid(holder)
+    if (
+        holder is not None
+        and holder.method == method
+        and holder.amount == amount
+        and is_payable(holder)
+    ):
+        return Opened(holder, created=False)
+    raise OrderBusy(invoice.reference, holder)
 
 
 # --- one payment per order --------------------------------------------------------------------
@@ -248,6 +274,10 @@ PAYABLE_MARGIN = timedelta(minutes=2)
 #: Beyond the create call's own timeouts, how long an invoice without the bank's answer is
 #: taken to be still in the making (after that, the request that made it died).
 _CREATION_MARGIN = timedelta(seconds=5)
+
+#: How long a request waits for another request's new invoice to get its page before it asks
+#: the customer to try again: a web worker is not held for the whole of a slow bank call.
+_MAX_PAGE_WAIT = timedelta(seconds=8)
 
 
 class _Holder(Enum):
@@ -292,6 +322,12 @@ def is_payable(invoice: Invoice) -> bool:
     if invoice.status == Status.PAID or (invoice.reference and not invoice.holds_order):
         return False
     return _judge(invoice, timezone.now()) == _Holder.PAYABLE
+
+
+def awaits_bank(invoice: Invoice) -> bool:
+    """Whether the bank may still change ``invoice``'s status: it is open, or declined with
+    its page still taking another card. A status page asks the bank about such an invoice."""
+    return invoice.is_open or is_payable(invoice)
 
 
 def release_order(invoice: Invoice) -> bool:
@@ -344,11 +380,13 @@ def open_order(
         if verdict == _Holder.PAYABLE and holder.amount != amount:
             raise OrderAmountChanged(holder, amount)
         if verdict == _Holder.PAYABLE:
-            if holder.method == method or holder.method == Method.SAVED_CARD:
-                # The same payment again (a second tab, a replayed form, a double click), or
-                # a saved-card charge whose outcome is still coming: never a second charge.
+            if holder.method == Method.SAVED_CARD and method != Method.SAVED_CARD:
+                raise OrderInProgress(holder)  # a charge whose outcome is still coming
+            if holder.method == method or Method.SAVED_CARD in (method, holder.method):
+                # The same payment again (a second tab, a replayed form, a double click), or a
+                # saved card while a payment of the order is under way: never a second charge.
                 return Opened(holder, created=False)
-            verdict = _Holder.ASK  # another method: only once the bank says it is unpaid
+            verdict = _Holder.ASK  # card <-> SocialPay: only once the bank says it is unpaid
         if verdict == _Holder.ASK:
             change = refresh(holder, source=Source.API)
             if change.invoice.status == Status.PAID:
@@ -367,7 +405,7 @@ def _await_page(holder: Invoice) -> Invoice:
     Raises :class:`OrderBusy` when that request fails to get one, or runs out of time.
     """
     pause = 0.05
-    deadline = _creation_deadline(holder)
+    deadline = min(_creation_deadline(holder), timezone.now() + _MAX_PAGE_WAIT)
     while timezone.now() < deadline:
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
@@ -641,8 +679,9 @@ def transition(
         invoice, old = moved
         first: Invoice | None = None
         if target == Status.PAID:
-            later = {name: getattr(invoice, name) for name in cards.on_paid(invoice, result)}
+            # The order before the card: every writer takes the order's locks first.
             first = _settle_order(invoice)
+            later = {name: getattr(invoice, name) for name in cards.on_paid(invoice, result)}
             if first is not None:
                 later.update(_duplicate_fields(invoice, first))
             if later:
