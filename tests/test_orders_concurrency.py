@@ -71,6 +71,27 @@ def paid_result(invoice: Invoice) -> TransactionResult:
     return parse_transaction_result(body, SECRET, kind="inquiry")
 
 
+ONE_PAYMENT_ONE_DUPLICATE = Counter(payment_succeeded=1, payment_duplicated=1)
+
+
+def pay_at_once(signals_seen: Signals, *invoices: Invoice) -> Counter[str]:
+    """Apply a paid result to every invoice at once, each in its own thread; what the shop
+    heard of them, besides the status changes."""
+
+    def pay(invoice: Invoice) -> Any:
+        return lambda: services.apply_result(
+            Invoice.objects.get(pk=invoice.pk), paid_result(invoice), source=Source.PUSH
+        )
+
+    run_together(*[pay(invoice) for invoice in invoices])
+    return Counter(
+        name
+        for invoice in invoices
+        for name in signals_seen.names(invoice).elements()
+        if name != "invoice_status_changed"
+    )
+
+
 # --- one charge per order -------------------------------------------------------------------
 
 
@@ -122,20 +143,7 @@ def test_two_invoices_of_one_order_paid_at_once_announce_one_success_and_one_dup
         old = InvoiceFactory(reference=reference, holds_order=False)  # a page let go of
         new = InvoiceFactory(socialpay=True, reference=reference)
 
-        def pay(invoice: Invoice) -> Any:
-            return lambda: services.apply_result(
-                Invoice.objects.get(pk=invoice.pk), paid_result(invoice), source=Source.PUSH
-            )
-
-        run_together(pay(old), pay(new))
-
-        outcomes = Counter(
-            name
-            for invoice in (old, new)
-            for name in signal_counter.names(invoice).elements()
-            if name != "invoice_status_changed"
-        )
-        assert outcomes == Counter(payment_succeeded=1, payment_duplicated=1), race
+        assert pay_at_once(signal_counter, old, new) == ONE_PAYMENT_ONE_DUPLICATE, race
         holder = Invoice.objects.get(reference=reference, holds_order=True)
         duplicate = Invoice.objects.get(reference=reference, holds_order=False)
         assert signal_counter.names(holder)["payment_succeeded"] == 1
@@ -157,20 +165,7 @@ def test_two_saved_card_charges_of_one_order_and_one_card_paid_at_once_never_dea
         holder = InvoiceFactory(reference=reference, **saved)
         earlier = InvoiceFactory(reference=reference, holds_order=False, **saved)
 
-        def pay(invoice: Invoice) -> Any:
-            return lambda: services.apply_result(
-                Invoice.objects.get(pk=invoice.pk), paid_result(invoice), source=Source.PUSH
-            )
-
-        run_together(pay(earlier), pay(holder))
-
-        outcomes = Counter(
-            name
-            for invoice in (holder, earlier)
-            for name in signal_counter.names(invoice).elements()
-            if name != "invoice_status_changed"
-        )
-        assert outcomes == Counter(payment_succeeded=1, payment_duplicated=1), race
+        assert pay_at_once(signal_counter, earlier, holder) == ONE_PAYMENT_ONE_DUPLICATE, race
 
 
 def test_a_late_payment_racing_a_new_checkout_of_its_order_pays_the_order_once(
