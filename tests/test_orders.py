@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
@@ -493,3 +494,83 @@ def test_order_state_tells_a_shop_page_what_to_offer() -> None:
     gone = age(InvoiceFactory(reference="S-3"), PAST_TIMER)
     stale = services.order_state("S-3")
     assert (stale.holder, stale.payable, stale.can_pay) == (gone, None, True)
+
+
+# --- a declined page paid after all ----------------------------------------------------------
+
+
+def test_a_declined_page_paid_after_a_method_switch_is_found_by_reconcile_and_flagged(
+    fake_bank: FakeBank, signal_log: SignalRecorder, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Declined, the customer switched to SocialPay and paid that, then paid the old card page
+    after all, its push and redirect lost: once the page has closed, the reconciler asks the
+    bank about the declined invoice, and the second payment is recorded and flagged."""
+    card = age(InvoiceFactory(failed=True, reference="ORD-30", holds_order=False), PAST_TIMER)
+    socialpay = InvoiceFactory(paid=True, socialpay=True, reference="ORD-30")
+    fake_bank.inquiry(error_code="000")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = services.reconcile()
+        again = services.reconcile()
+
+    card.refresh_from_db()
+    assert (card.status, card.duplicate_of_id) == (Status.PAID, socialpay.pk)
+    assert (summary.paid, again.checked) == (1, 0)
+    assert signal_log.names().count("payment_duplicated") == 1
+
+
+def test_a_declined_page_is_asked_about_once_after_it_closed(fake_bank: FakeBank) -> None:
+    declined = age(InvoiceFactory(failed=True, reference="ORD-31"), PAST_TIMER)
+    fresh = InvoiceFactory(failed=True, reference="ORD-32")  # its page still takes a card
+    Invoice.objects.filter(pk=fresh.pk).update(created_at=timezone.now() + timedelta(minutes=20))
+    fake_bank.inquiry(error_code="300")
+
+    first = services.reconcile()
+    # Twenty minutes on: the run's own lease has run out, the page's window has not.
+    Invoice.objects.update(
+        created_at=F("created_at") - timedelta(minutes=20),
+        reconcile_lease_until=F("reconcile_lease_until") - timedelta(minutes=20),
+    )
+    second = services.reconcile()
+
+    assert (first.checked, first.unchanged, second.checked) == (1, 1, 0)
+    assert [c.request.url for c in fake_bank.mock.calls] == ["https://bank.test/api/inquiry"]
+    assert Invoice.objects.get(pk=declined.pk).status == Status.FAILED
+    assert Invoice.objects.get(pk=fresh.pk).status == Status.FAILED
+
+
+def test_the_status_page_asks_about_a_declined_page_whose_order_moved_on(
+    fake_bank: FakeBank, client: Client
+) -> None:
+    switched_from = InvoiceFactory(failed=True, reference="ORD-33", holds_order=False)
+    InvoiceFactory(socialpay=True, reference="ORD-33")
+    fake_bank.inquiry(error_code="000")
+
+    data = client.get(f"/payments/status/{switched_from.key}/").json()
+
+    assert data["status"] == Status.PAID
+    assert Invoice.objects.get(pk=switched_from.pk).duplicate_of_id is None  # it paid first
+
+
+def test_a_success_redirect_moments_after_a_decline_is_confirmed_at_once(
+    fake_bank: FakeBank, client: Client
+) -> None:
+    """The decline's redirect just asked the bank; the customer's second card succeeds on the
+    same page seconds later: its redirect is not held back by the once-per-interval guard."""
+    invoice = InvoiceFactory(reference="ORD-34")
+    fake_bank.inquiry(error_code="300")
+    fake_bank.inquiry(error_code="000")
+
+    def come_back(code: str) -> Any:
+        return client.post(
+            "/payments/return/",
+            {"invoice": invoice.transaction_id, "status_code": code, "desc": ""},
+        )
+
+    come_back("300")
+    come_back("000")
+    come_back("000")  # a forged or repeated claim within the interval asks nothing more
+
+    invoice.refresh_from_db()
+    assert invoice.status == Status.PAID
+    assert len(fake_bank.calls("/api/inquiry")) == 2

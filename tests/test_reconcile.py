@@ -169,18 +169,21 @@ def summary_of(**non_zero: int) -> dict[str, int]:
 # --- which invoices are asked ----------------------------------------------------------------
 
 
-def test_open_invoices_past_the_page_timer_are_asked_and_fresh_or_closed_ones_are_not(
+def test_invoices_past_the_page_timer_are_asked_and_fresh_or_closed_ones_are_not(
     fake_bank: FakeBank,
 ) -> None:
+    """Declined ones too, within the grace: their page took another card until it closed."""
     pending, new = aged(DUE), aged(DUE, new=True)
-    aged(FRESH)
-    aged(DUE, paid=True), aged(DUE, failed=True), aged(DUE, expired=True)
+    declined = aged(DUE, failed=True)
+    aged(FRESH), aged(FRESH, failed=True)
+    aged(DUE, paid=True), aged(DUE, expired=True), aged(PAST_GRACE, failed=True)
     asked = answers(fake_bank)
 
     summary = services.reconcile()
 
-    assert sorted(asked) == sorted([pending.transaction_id, new.transaction_id])
-    assert counts(summary) == summary_of(checked=2, unchanged=2)
+    expected = [pending.transaction_id, new.transaction_id, declined.transaction_id]
+    assert sorted(asked) == sorted(expected)
+    assert counts(summary) == summary_of(checked=3, unchanged=3)
 
 
 def test_invoices_are_read_in_id_order_one_bounded_batch_at_a_time(fake_bank: FakeBank) -> None:

@@ -24,6 +24,7 @@ from golomt_payments import conf
 from golomt_payments.bank import storable
 from golomt_payments.conf import IPNetwork
 from golomt_payments.gateway import (
+    PAID,
     BadResponse,
     ChecksumMismatch,
     GolomtError,
@@ -198,6 +199,7 @@ def receive_redirect(
             source=Source.REDIRECT,
             message=message,
             record=finisher(message, invoice=invoice),
+            claims_paid=params.get("status_code") == PAID,
         )
     except GolomtError as exc:
         logger.warning("Inquiry for redirect of %s failed: %s", transaction_id, exc)

@@ -326,8 +326,19 @@ def is_payable(invoice: Invoice) -> bool:
 
 def awaits_bank(invoice: Invoice) -> bool:
     """Whether the bank may still change ``invoice``'s status: it is open, or declined with
-    its page still taking another card. A status page asks the bank about such an invoice."""
-    return invoice.is_open or is_payable(invoice)
+    its page still taking another card (whether or not it still holds its order: a customer
+    who switched method may pay the old page after all). A status page asks the bank."""
+    return invoice.is_open or may_still_be_paid_on_its_page(invoice)
+
+
+def may_still_be_paid_on_its_page(invoice: Invoice) -> bool:
+    """A declined invoice whose bank page takes another card until its timer runs out."""
+    return (
+        invoice.status == Status.FAILED
+        and invoice.method != Method.SAVED_CARD
+        and bool(invoice.bank_invoice)
+        and timezone.now() < payable_until(invoice)
+    )
 
 
 def release_order(invoice: Invoice) -> bool:
@@ -606,14 +617,19 @@ def refresh_if_due(
     source: str,
     message: BankMessage | None = None,
     record: Record | None = None,
+    claims_paid: bool = False,
 ) -> Change:
     """Like :func:`refresh`, but asks the bank about one invoice at most once per
     ``STATUS_CHECK_INTERVAL_SECONDS`` (shared by all hosts through the cache).
 
     For the unauthenticated callers (the browser's redirect, the status page's polling): the
     transaction id is no secret, and nobody should be able to make us hammer the bank with it.
+    A redirect that ``claims_paid`` has a slot of its own: a card that succeeds on the same
+    page moments after a decline (whose redirect just asked) is confirmed at once, and a forged
+    claim costs at most one more inquiry per interval.
     """
-    if not bank_call_due("inquiry", invoice.transaction_id):
+    purpose = "inquiry-claimed-paid" if claims_paid else "inquiry"
+    if not bank_call_due(purpose, invoice.transaction_id):
         throttled = Change(invoice, invoice.status, invoice.status, "asked the bank moments ago")
         return _recorded(throttled, record)
     return refresh(invoice, source=source, message=message, record=record)

@@ -38,6 +38,7 @@ from golomt_payments.models import (
     Direction,
     Invoice,
     MessageKind,
+    Method,
     Outcome,
     RegistrationStatus,
     Source,
@@ -47,6 +48,7 @@ from golomt_payments.services.cards import close_unfinished_registration, finish
 from golomt_payments.services.inbound import finish, process_push
 from golomt_payments.services.notifications import deliver_due
 from golomt_payments.services.payments import (
+    PAYABLE_MARGIN,
     can_transition,
     expire,
     inquire,
@@ -119,7 +121,11 @@ class _Plan:
     accounts: tuple[str, ...]
     only_account: str | None
     due_before: datetime
+    #: A declined invoice created before this has seen its page close, margin included.
+    retry_due_before: datetime
     expire_before: datetime
+    #: A lease that outlasts the window a declined invoice is asked about in.
+    window_closed: datetime
     lease: timedelta
     stuck_after: timedelta
 
@@ -253,7 +259,9 @@ def _plan(
         accounts=accounts,
         only_account=account,
         due_before=now - timer,
+        retry_due_before=now - timer - PAYABLE_MARGIN,
         expire_before=now - timer - timedelta(minutes=settings.reconcile_grace_minutes),
+        window_closed=now + timer + timedelta(minutes=settings.reconcile_grace_minutes),
         lease=lease,
         stuck_after=max(STUCK_AFTER, timedelta(seconds=call)),
     )
@@ -286,11 +294,22 @@ def _threads_allowed() -> bool:
 
 
 def _claimable(plan: _Plan, now: datetime) -> QuerySet[Invoice]:
-    """Open invoices past the page timer that no other run holds."""
+    """Invoices past the page timer that no other run holds: the open ones, and the declined
+    ones whose page took another card until its timer ran out (asked once, see
+    :func:`_settle`), whose payment would otherwise go unrecorded if its push and redirect
+    were lost."""
+    retried = (
+        Q(
+            status=Status.FAILED,
+            created_at__lt=plan.retry_due_before,
+            created_at__gte=plan.expire_before,
+        )
+        & ~Q(method=Method.SAVED_CARD)
+        & ~Q(bank_invoice="")
+    )
     return Invoice.objects.filter(
+        Q(status__in=OPEN, created_at__lt=plan.due_before) | retried,
         Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lte=now),
-        status__in=OPEN,
-        created_at__lt=plan.due_before,
         account__in=plan.accounts,
     )
 
@@ -351,6 +370,10 @@ def _settle(invoice: Invoice, *, plan: _Plan) -> str:
         return UNREACHABLE
     if change.changed:
         return PAID if change.new_status == Status.PAID else FAILED
+    if invoice.status == Status.FAILED:
+        # Its page has closed and the bank still says declined: never asked again.
+        Invoice.objects.filter(pk=invoice.pk).update(reconcile_lease_until=plan.window_closed)
+        return UNCHANGED
     no_payment = change.unknown_to_bank or _has_no_payment(invoice, change.result)
     if no_payment and _past_grace(invoice, plan):
         return EXPIRED if expire(invoice, source=Source.RECONCILE).changed else UNCHANGED
