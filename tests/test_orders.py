@@ -510,8 +510,8 @@ def test_a_declined_page_paid_after_a_method_switch_is_found_by_reconcile_and_fl
     fake_bank.inquiry(error_code="000")
 
     with django_capture_on_commit_callbacks(execute=True):
-        summary = services.reconcile()
-        again = services.reconcile()
+        summary = services.reconcile(concurrency=1)  # in this test's transaction
+        again = services.reconcile(concurrency=1)  # in this test's transaction
 
     card.refresh_from_db()
     assert (card.status, card.duplicate_of_id) == (Status.PAID, socialpay.pk)
@@ -525,13 +525,13 @@ def test_a_declined_page_is_asked_about_once_after_it_closed(fake_bank: FakeBank
     Invoice.objects.filter(pk=fresh.pk).update(created_at=timezone.now() + timedelta(minutes=20))
     fake_bank.inquiry(error_code="300")
 
-    first = services.reconcile()
+    first = services.reconcile(concurrency=1)  # in this test's transaction
     # Twenty minutes on: the run's own lease has run out, the page's window has not.
     Invoice.objects.update(
         created_at=F("created_at") - timedelta(minutes=20),
         reconcile_lease_until=F("reconcile_lease_until") - timedelta(minutes=20),
     )
-    second = services.reconcile()
+    second = services.reconcile(concurrency=1)  # in this test's transaction
 
     assert (first.checked, first.unchanged, second.checked) == (1, 1, 0)
     assert [c.request.url for c in fake_bank.mock.calls] == ["https://bank.test/api/inquiry"]
