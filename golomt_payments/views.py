@@ -174,7 +174,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
 
 def _refused_payment(request: HttpRequest, exc: services.PaymentError) -> HttpResponse:
-    """The order's rule said no: its page, nothing sent to the bank or charged."""
+    """What the services refused, as a page: nothing was charged."""
     if isinstance(exc, services.OrderAlreadyPaid | services.OrderInProgress):
         return HttpResponseRedirect(outcome_url(request, exc.invoice), status=303)
     if isinstance(exc, services.OrderAmountChanged):
@@ -194,7 +194,7 @@ def _refused_payment(request: HttpRequest, exc: services.PaymentError) -> HttpRe
             _("The bank is still opening this order's payment page."),
             _("Nothing was charged. Please try again in a moment."),
         )
-    return _error_page(
+    return _error_page(  # CardRemoved
         request,
         404,
         _("This saved card is not available."),

@@ -522,12 +522,12 @@ def test_a_declined_page_paid_after_a_method_switch_is_found_by_reconcile_and_fl
 def test_a_declined_page_is_asked_about_once_after_it_closed(fake_bank: FakeBank) -> None:
     declined = age(InvoiceFactory(failed=True, reference="ORD-31"), PAST_TIMER)
     fresh = InvoiceFactory(failed=True, reference="ORD-32")  # its page still takes a card
-    Invoice.objects.filter(pk=fresh.pk).update(created_at=timezone.now() + timedelta(minutes=20))
     fake_bank.inquiry(error_code="300")
 
     first = services.reconcile(concurrency=1)  # in this test's transaction
-    # Twenty minutes on: the run's own lease has run out, the page's window has not.
-    Invoice.objects.update(
+    # Twenty minutes on for the closed page: the run's own lease has run out, the window in
+    # which a declined invoice is asked about has not.
+    Invoice.objects.filter(pk=declined.pk).update(
         created_at=F("created_at") - timedelta(minutes=20),
         reconcile_lease_until=F("reconcile_lease_until") - timedelta(minutes=20),
     )

@@ -123,7 +123,7 @@ ORDER_CONFLICT = {
         OrderConflictSerializer,
         description=(
             "One payment per order: the order is already paid, or a payment of it for another "
-            "amount (or with a saved card) is under way. Nothing was sent to the bank."
+            "amount (or with a saved card) is under way. Nothing was charged."
         ),
     )
 }
@@ -176,7 +176,7 @@ class OrderStarting(APIException):
     default_code = "order_busy"
 
 
-def _order_conflict(request: Request, exc: services.PaymentError) -> Response:
+def _order_conflict(exc: services.PaymentError) -> Response:
     """The order's rule said no: 409 with the order's payment, or 503 while another request
     is still starting it."""
     if isinstance(exc, services.OrderBusy):
@@ -263,7 +263,7 @@ class PaymentListView(GolomtAPIView):
                 owner=customer,
             )
         except services.PaymentError as exc:
-            return _order_conflict(request, exc)
+            return _order_conflict(exc)
         except GolomtError as exc:
             raise _bank_error(exc, "create an invoice") from None
         invoice = opened.invoice
@@ -388,7 +388,7 @@ class CardPayView(GolomtAPIView):
                 language=_language(request, data),
             )
         except services.PaymentError as exc:
-            return _order_conflict(request, exc)
+            return _order_conflict(exc)
         except GolomtError as exc:
             raise _bank_error(exc, "pay with a saved card") from None
         invoice = opened.invoice

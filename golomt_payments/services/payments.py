@@ -125,7 +125,7 @@ def start_payment(
 @dataclass(frozen=True, slots=True)
 class Opened:
     """The invoice a payment goes on with, and whether this call created it (``False``: it is
-    the order's payment already open, and nothing was sent to the bank)."""
+    the order's payment already open, and no new page is offered)."""
 
     invoice: Invoice
     created: bool
@@ -156,8 +156,9 @@ def open_payment(
     (``gen_token``) is kept for them, and for nobody when there is no owner.
 
     Raises :class:`OrderAlreadyPaid`, :class:`OrderAmountChanged` (a payment for another
-    amount is open), :class:`OrderBusy` (another request is still creating the order's
-    invoice), ``ValueError`` for a bad amount or callback, and the gateway's errors when the
+    amount is open), :class:`OrderInProgress` (a saved-card charge of the order is under
+    way), :class:`OrderBusy` (another request is still creating the order's invoice),
+    ``ValueError`` for a bad amount or callback, and the gateway's errors when the
     bank refuses (the new invoice is failed) or cannot be reached (it stays ``new`` for the
     reconciler). Never retried with the same transaction id.
     """
@@ -274,6 +275,9 @@ PAYABLE_MARGIN = timedelta(minutes=2)
 #: Beyond the create call's own timeouts, how long an invoice without the bank's answer is
 #: taken to be still in the making (after that, the request that made it died).
 _CREATION_MARGIN = timedelta(seconds=5)
+
+#: Claims one request makes at most before it gives up (each lost to another request).
+_MAX_CLAIMS = 5
 
 #: How long a request waits for another request's new invoice to get its page before it asks
 #: the customer to try again: a web worker is not held for the whole of a slow bank call.
@@ -404,10 +408,6 @@ def open_order(
                 raise OrderAlreadyPaid(change.invoice)
         release_order(holder)
     raise OrderBusy(reference, order_holder(account, reference))
-
-
-#: Claims one request makes at most before it gives up (each lost to another request).
-_MAX_CLAIMS = 5
 
 
 def _await_page(holder: Invoice) -> Invoice:
