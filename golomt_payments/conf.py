@@ -15,6 +15,7 @@ A shop with several contracts names them; each invoice remembers the account tha
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,12 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "API_PERMISSION_CLASSES",
     "API_AUTHENTICATION_CLASSES",
     "API_ORDER_RESOLVER",
+    "API_THROTTLE_RATE",
+    "CLIENT_REQUESTS_PER_MINUTE",
+    "PUSH_REQUESTS_PER_MINUTE",
+    "CUSTOMER_WAIT_SECONDS",
+    "RECONCILE_RECHECK_SECONDS",
+    "MESSAGE_RETENTION_DAYS",
 }
 RETURN_TYPES = ("POST", "GET")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,6 +71,8 @@ LANGUAGES = ("mn", "en")
 #: Each reconcile worker holds a database connection and an HTTP connection while it works.
 MAX_RECONCILE_CONCURRENCY = 64
 DEFAULT_API_PERMISSION_CLASSES = ("rest_framework.permissions.IsAuthenticated",)
+#: DRF's rate format: a number of requests per second, minute, hour or day.
+_RATE = re.compile(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,20 @@ class GolomtSettings:
     api_authentication_classes: tuple[type, ...] | None = None
     #: The shop's ``(request, data) -> order`` callable; ``None``: no payments over the API.
     api_order_resolver: Callable[..., Any] | None = None
+    #: Requests per client address to the API's payment and card endpoints, in DRF's rate
+    #: format (``"60/min"``); counted before authentication. ``None``: no throttle.
+    api_throttle_rate: str | None = "60/min"
+    #: Requests per minute one client address may make to the return, status and result pages.
+    client_requests_per_minute: int = 300
+    #: Push notifications per minute from one address when ``PUSH_ALLOWED_IPS`` is empty (an
+    #: address on the allow-list is never throttled).
+    push_requests_per_minute: int = 6000
+    #: The longest a customer waits on the bank's inquiry (all tries together), in seconds.
+    customer_wait_seconds: float = 3.0
+    #: A reconcile run asks about an invoice still open again after this many seconds.
+    reconcile_recheck_seconds: int = 30
+    #: ``golomt_prune_messages`` removes raw messages older than this many days.
+    message_retention_days: int = 90
 
     def account(self, name: str = DEFAULT_ACCOUNT) -> Account:
         try:
@@ -290,6 +313,19 @@ def _resolver(raw: Mapping[str, Any]) -> Callable[..., Any] | None:
     return resolver  # type: ignore[no-any-return]
 
 
+def _rate(raw: Mapping[str, Any]) -> str | None:
+    """API_THROTTLE_RATE: ``"60/min"`` and the like, or ``None`` for no throttle."""
+    value = raw.get("API_THROTTLE_RATE", "60/min")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _RATE.match(value):
+        raise _fail(
+            "API_THROTTLE_RATE",
+            f"must be a rate like '60/min' (per s, min, hour or day) or None; got {value!r}.",
+        )
+    return value
+
+
 def build(raw: Any) -> GolomtSettings:
     """Validate a raw ``GOLOMT_PAYMENTS`` value; raise ImproperlyConfigured naming the bad key."""
     if raw is None:
@@ -353,6 +389,12 @@ def build(raw: Any) -> GolomtSettings:
         api_permission_classes=_permission_classes(raw),
         api_authentication_classes=_classes(raw, "API_AUTHENTICATION_CLASSES", None),
         api_order_resolver=_resolver(raw),
+        api_throttle_rate=_rate(raw),
+        client_requests_per_minute=_int(raw, "CLIENT_REQUESTS_PER_MINUTE", 300, 1),
+        push_requests_per_minute=_int(raw, "PUSH_REQUESTS_PER_MINUTE", 6000, 1),
+        customer_wait_seconds=_float(raw, "CUSTOMER_WAIT_SECONDS", 3.0),
+        reconcile_recheck_seconds=_int(raw, "RECONCILE_RECHECK_SECONDS", 30, 1),
+        message_retention_days=_int(raw, "MESSAGE_RETENTION_DAYS", 90, 1),
     )
 
 
