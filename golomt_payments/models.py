@@ -290,6 +290,19 @@ class BankMessage(models.Model):
     endpoint = models.CharField(_("endpoint"), max_length=200, blank=True)
     http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
     body = models.TextField(_("body"), blank=True)
+    #: An inbound message's body as the sender sent it: its size and SHA-256, also when what is
+    #: stored of it was cut (``cut``) or not kept at all.
+    body_bytes = models.PositiveIntegerField(_("body size (bytes)"), null=True, blank=True)
+    body_sha256 = models.CharField(_("body SHA-256"), max_length=64, blank=True, db_default="")
+    cut = models.BooleanField(
+        _("cut"),
+        default=False,
+        db_default=False,
+        help_text=_(
+            "What is stored of the body or headers was cut to the log's bounds; the size and "
+            "SHA-256 are of the whole body."
+        ),
+    )
     response = models.TextField(_("response"), blank=True)
     headers = models.JSONField(_("headers"), default=dict, blank=True)
     remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)

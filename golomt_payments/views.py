@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -19,6 +21,7 @@ from django.http import (
     HttpResponse,
     HttpResponseRedirect,
     JsonResponse,
+    QueryDict,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -35,7 +38,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from golomt_payments import conf, qr, services
+from golomt_payments import conf, limits, qr, services
 from golomt_payments.checkout import CheckoutRequest, read_checkout
 from golomt_payments.gateway import BankRefused, GolomtError
 from golomt_payments.models import (
@@ -44,12 +47,15 @@ from golomt_payments.models import (
     CardToken,
     Invoice,
     Language,
+    MessageKind,
     Method,
     Source,
     Status,
 )
+from golomt_payments.services.inbound import MAX_REDIRECT_BYTES
 
 logger = logging.getLogger(__name__)
+_View = TypeVar("_View", bound=Callable[..., HttpResponse])
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -246,24 +252,74 @@ def _pay_with_saved_card(
 
 
 def _returned(request: HttpRequest) -> dict[str, Any]:
-    """What the bank's browser redirect carried (GET query or POST form), logged as it came."""
+    """What the bank's browser redirect carried (GET query or POST form), to be logged as it
+    came: at most :data:`~golomt_payments.services.inbound.MAX_REDIRECT_BYTES` of it, with the
+    size and SHA-256 of the whole. A larger one is none of the bank's: its fields are not read."""
+    params: Mapping[str, str] = {}
     if request.method == "POST":
-        raw = request.body.decode("utf-8", errors="replace")  # read before POST parses it
-        params = request.POST
+        body = limits.read_body(request, MAX_REDIRECT_BYTES)
+        raw, size, sha256 = body.data, body.size, body.sha256
+        if body.problem is None:
+            form = request.content_type in ("", "application/x-www-form-urlencoded")
+            params = QueryDict(raw, encoding=request.encoding) if form else request.POST
     else:
-        params, raw = request.GET, request.META.get("QUERY_STRING", "")
+        raw = request.META.get("QUERY_STRING", "").encode("iso-8859-1", errors="replace")
+        size, sha256 = len(raw), hashlib.sha256(raw).hexdigest()
+        if size <= MAX_REDIRECT_BYTES:
+            params = request.GET
     return {
         "params": {key: params.get(key, "") for key in params},
-        "raw": raw,
+        "raw": raw[:MAX_REDIRECT_BYTES],
+        "size": size,
+        "sha256": sha256,
         "headers": dict(request.headers),
         "remote_addr": client_ip(request),
         "endpoint": request.path,
     }
 
 
+def _throttled(json: bool = False, kind: str = "") -> Callable[[_View], _View]:
+    """At most ``CLIENT_REQUESTS_PER_MINUTE`` requests a minute from one client address, else
+    429. The first refused request of a minute from a bank message endpoint (``kind``) is
+    logged compactly (no body, no headers), the rest only counted."""
+
+    def decorate(view: _View) -> _View:
+        @wraps(view)
+        def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            address = client_ip(request)
+            limit = conf.get().client_requests_per_minute
+            over = limits.over_limit("client", address, limit)
+            if not over:
+                return view(request, *args, **kwargs)
+            reason = f"throttled: over {limit} requests a minute from this address"
+            if over == 1:
+                logger.warning("%s from %s: %s", request.path, address, reason)
+                if kind:
+                    services.log_refused(
+                        kind, remote_addr=address, endpoint=request.path, reason=reason
+                    )
+            headers = {"Retry-After": str(limits.retry_after()), "Cache-Control": "no-store"}
+            if json:
+                return JsonResponse({"detail": reason}, status=429, headers=headers)
+            response = _error_page(
+                request,
+                429,
+                _("Too many requests from your address."),
+                _("Please wait a minute and reload this page."),
+            )
+            for name, value in headers.items():
+                response[name] = value
+            return response
+
+        return limited  # type: ignore[return-value]
+
+    return decorate
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @transaction.non_atomic_requests
+@_throttled(kind=MessageKind.REDIRECT)
 def bank_return(request: HttpRequest) -> HttpResponse:
     """Where the bank sends the browser back. Confirms with the bank, then shows the result.
 
@@ -311,6 +367,7 @@ def _may_redirect(request: HttpRequest, url: str) -> bool:
 
 
 @require_GET
+@_throttled()
 def result(request: HttpRequest, key: str) -> HttpResponse:
     """Success, failure or "confirming your payment" for one invoice, addressed by its key."""
     invoice = get_object_or_404(Invoice, key=key)
@@ -334,7 +391,8 @@ def result(request: HttpRequest, key: str) -> HttpResponse:
 
 @require_GET
 @transaction.non_atomic_requests
-def status(request: HttpRequest, key: str) -> JsonResponse:
+@_throttled(json=True)
+def status(request: HttpRequest, key: str) -> HttpResponse:
     """A small JSON status for the confirming page's polling.
 
     While the invoice is open, or declined with its bank page still taking another card, asks
@@ -391,22 +449,38 @@ class PushNotificationView(APIView):
         django_request: HttpRequest = request._request
         golomt = conf.get()
         ip = client_ip(django_request)
-        declared = django_request.META.get("CONTENT_LENGTH") or "0"
-        unread: tuple[int, str] | None = None
-        if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is True
-            unread = (400, f"Content-Length {declared[:40]!r} is not a number")
-        elif int(declared) > golomt.max_push_bytes:
-            unread = (413, f"body larger than {golomt.max_push_bytes} bytes")
-        raw = b"" if unread else django_request.body
+        throttled = _push_throttled(ip, django_request.path)
+        if throttled is not None:
+            return throttled
+        body = limits.read_body(django_request, golomt.max_push_bytes)
         reply = services.receive_push(
-            raw,
+            body.data,
             content_type=django_request.content_type or "",
             headers=dict(django_request.headers),
             remote_addr=ip,
             endpoint=django_request.path,
-            unread=unread,
+            unread=body.problem,
+            size=body.size,
+            sha256=body.sha256,
         )
         return Response({"detail": reply.detail}, status=reply.status)
+
+
+def _push_throttled(ip: str | None, path: str) -> Response | None:
+    """429 for an address over ``PUSH_REQUESTS_PER_MINUTE``; never for one on the allow-list."""
+    if services.push_from_allowed_address(ip):
+        return None
+    limit = conf.get().push_requests_per_minute
+    over = limits.over_limit("push", ip, limit)
+    if not over:
+        return None
+    reason = f"throttled: over {limit} push notifications a minute from this address"
+    if over == 1:
+        logger.warning("Push from %s: %s", ip, reason)
+        services.log_refused(MessageKind.PUSH, remote_addr=ip, endpoint=path, reason=reason)
+    return Response(
+        {"detail": reason}, status=429, headers={"Retry-After": str(limits.retry_after())}
+    )
 
 
 push = transaction.non_atomic_requests(PushNotificationView.as_view())
@@ -478,6 +552,7 @@ def card_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @transaction.non_atomic_requests
+@_throttled(kind=MessageKind.REDIRECT)
 def card_return(request: HttpRequest) -> HttpResponse:
     """Where the bank's card-saving page sends the browser back: ask the bank for the token,
     then go to ``CARDS_URL`` (by default the customer's cards).

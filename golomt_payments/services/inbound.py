@@ -11,6 +11,7 @@ carry a valid checksum and is, by default, confirmed by an inquiry too.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -57,6 +58,21 @@ logger = logging.getLogger(__name__)
 #: Header names never stored in the log, compared lower-case.
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
 
+# What one inbound message may store, whatever it carried (the README's reliability table).
+#: Bytes of a redirect's body or query string (a push keeps up to ``MAX_PUSH_BYTES``).
+MAX_REDIRECT_BYTES = 16 * 1024
+#: Characters of one header's name and of its value.
+MAX_HEADER_NAME = 100
+MAX_HEADER_VALUE = 1024
+#: Characters of all header names and values together.
+MAX_HEADERS = 8 * 1024
+#: Characters of the endpoint (the request's path).
+MAX_ENDPOINT = 200
+#: The largest body size recorded (a declared ``Content-Length`` may say anything).
+MAX_RECORDED_SIZE = 2**31 - 1
+#: The header that says how much of the request's headers was not kept.
+NOT_KEPT = "(not kept)"
+
 
 @dataclass(frozen=True, slots=True)
 class RedirectResult:
@@ -90,22 +106,69 @@ def clean_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
 
 
+def bounded_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], bool]:
+    """The headers to store: clean, each name and value cut to its bound, all of them within
+    :data:`MAX_HEADERS` (the rest counted under :data:`NOT_KEPT`); and whether anything was
+    cut."""
+    kept: dict[str, str] = {}
+    used, dropped, cut = 0, 0, False
+    for name, value in clean_headers(headers).items():
+        short_name, short_value = name[:MAX_HEADER_NAME], value[:MAX_HEADER_VALUE]
+        cut = cut or (short_name, short_value) != (name, value)
+        if dropped or used + len(short_name) + len(short_value) > MAX_HEADERS:
+            dropped += 1
+            continue
+        kept[storable(short_name)] = storable(short_value)
+        used += len(short_name) + len(short_value)
+    if dropped:
+        kept[NOT_KEPT] = f"{dropped} more headers"
+    return kept, cut or bool(dropped)
+
+
 def log_inbound(
     kind: str,
-    body: str,
+    body: str | bytes,
     *,
     headers: Mapping[str, str],
     remote_addr: str | None,
     endpoint: str = "",
+    limit: int = MAX_REDIRECT_BYTES,
+    size: int | None = None,
+    sha256: str = "",
 ) -> BankMessage:
+    """Write an inbound message to the log as it came, within fixed bounds: at most ``limit``
+    bytes of ``body`` and :func:`bounded_headers`. ``size`` and ``sha256`` describe the whole
+    body when the caller read more of it than it passes (or none of it); by default ``body``
+    is the whole."""
+    data = body.encode("utf-8", errors="surrogatepass") if isinstance(body, str) else body
+    if size is None:
+        size, sha256 = len(data), hashlib.sha256(data).hexdigest()
+    kept_headers, headers_cut = bounded_headers(headers)
     return BankMessage.objects.create(
         direction=Direction.INBOUND,
         kind=kind,
-        body=storable(body),
-        headers={name: storable(value) for name, value in clean_headers(headers).items()},
+        body=storable(data[:limit].decode("utf-8", errors="replace")),
+        body_bytes=min(size, MAX_RECORDED_SIZE),
+        body_sha256=sha256,
+        cut=headers_cut or size > min(len(data), limit) or len(endpoint) > MAX_ENDPOINT,
+        headers=kept_headers,
         remote_addr=remote_addr or None,
-        endpoint=storable(endpoint[:200]),
+        endpoint=storable(endpoint[:MAX_ENDPOINT]),
     )
+
+
+def log_refused(kind: str, *, remote_addr: str | None, endpoint: str, reason: str) -> BankMessage:
+    """Log compactly a request refused before anything of it was read (throttled)."""
+    message = BankMessage.objects.create(
+        direction=Direction.INBOUND,
+        kind=kind,
+        remote_addr=remote_addr or None,
+        endpoint=storable(endpoint[:MAX_ENDPOINT]),
+        outcome=Outcome.REJECTED,
+        error=reason,
+        processed_at=timezone.now(),
+    )
+    return message
 
 
 def finish(
@@ -168,20 +231,43 @@ def _changed(change: Change) -> str:
 # --- the browser redirect -------------------------------------------------------------------
 
 
+def _log_redirect(
+    raw: str | bytes,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    endpoint: str,
+    size: int | None,
+    sha256: str,
+) -> BankMessage:
+    return log_inbound(
+        MessageKind.REDIRECT,
+        raw,
+        headers=headers,
+        remote_addr=remote_addr,
+        endpoint=endpoint,
+        size=size,
+        sha256=sha256,
+    )
+
+
 def receive_redirect(
     params: Mapping[str, str],
     *,
-    raw: str,
+    raw: str | bytes,
     headers: Mapping[str, str],
     remote_addr: str | None,
     endpoint: str = "",
+    size: int | None = None,
+    sha256: str = "",
 ) -> RedirectResult:
     """Log the redirect as it came (``raw``: query string or form body), find its invoice and
-    ask the bank; the redirect's own status code is only a hint."""
-    message = log_inbound(
-        MessageKind.REDIRECT, raw, headers=headers, remote_addr=remote_addr, endpoint=endpoint
-    )
+    ask the bank; the redirect's own status code is only a hint. One larger than
+    :data:`MAX_REDIRECT_BYTES` is none of the bank's: logged cut, refused."""
+    message = _log_redirect(raw, headers, remote_addr, endpoint, size, sha256)
     transaction_id = params.get("invoice", "")
+    if message.cut and message.body_bytes and message.body_bytes > MAX_REDIRECT_BYTES:
+        finish(message, Outcome.REJECTED, error=f"larger than {MAX_REDIRECT_BYTES} bytes")
+        return RedirectResult(None)
     if not is_valid_transaction_id(transaction_id):
         finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
         return RedirectResult(None)
@@ -214,17 +300,20 @@ def receive_redirect(
 def receive_card_return(
     params: Mapping[str, str],
     *,
-    raw: str,
+    raw: str | bytes,
     headers: Mapping[str, str],
     remote_addr: str | None,
     endpoint: str = "",
+    size: int | None = None,
+    sha256: str = "",
 ) -> CardReturn:
     """Log the redirect from the card-saving page as it came, find its registration and ask
     the bank for the token (``invoice`` is our transactionId; the rest is only a hint)."""
-    message = log_inbound(
-        MessageKind.REDIRECT, raw, headers=headers, remote_addr=remote_addr, endpoint=endpoint
-    )
+    message = _log_redirect(raw, headers, remote_addr, endpoint, size, sha256)
     transaction_id = params.get("invoice", "")
+    if message.cut and message.body_bytes and message.body_bytes > MAX_REDIRECT_BYTES:
+        finish(message, Outcome.REJECTED, error=f"larger than {MAX_REDIRECT_BYTES} bytes")
+        return CardReturn(None)
     if not is_valid_transaction_id(transaction_id):
         finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
         return CardReturn(None)
@@ -259,29 +348,37 @@ def receive_push(
     remote_addr: str | None,
     endpoint: str = "",
     unread: tuple[int, str] | None = None,
+    size: int | None = None,
+    sha256: str = "",
 ) -> PushReply:
-    """Log a push notification exactly as it came, then process it.
+    """Log a push notification as it came, then process it.
 
-    ``unread`` is the HTTP status and reason for which the caller did not read the body at all
-    (a declared length over the limit, or no valid length): it is logged without it, refused.
+    A push within ``MAX_PUSH_BYTES`` is stored whole, so it can be verified and replayed. One
+    refused before it is read (403 outside ``PUSH_ALLOWED_IPS``, 413 too large, 415 not JSON)
+    is logged compactly: its size and SHA-256, no body. ``unread`` is the HTTP status and
+    reason for which the caller did not read the whole body (``raw`` is then what it read, if
+    anything, and ``size`` and ``sha256`` what it knows of the whole).
     """
     settings = conf.get()
-    if unread is None and len(raw) > settings.max_push_bytes:
+    if unread is None and max(len(raw), size or 0) > settings.max_push_bytes:
         unread = (413, f"body larger than {settings.max_push_bytes} bytes")
-    body = raw[: settings.max_push_bytes].decode("utf-8", errors="replace")
+    refusal = unread
+    if settings.push_allowed_ips and not _allowed(remote_addr, settings.push_allowed_ips):
+        refusal = (403, "sender address is not in PUSH_ALLOWED_IPS")
+    elif refusal is None and content_type.split(";")[0].strip().lower() != "application/json":
+        refusal = (415, "content type must be application/json")
     message = log_inbound(
         MessageKind.PUSH,
-        f"({unread[1]}; body not kept)" if unread else body,
+        raw,
         headers=headers,
         remote_addr=remote_addr,
         endpoint=endpoint,
+        limit=0 if refusal else settings.max_push_bytes,
+        size=size,
+        sha256=sha256,
     )
-    if settings.push_allowed_ips and not _allowed(remote_addr, settings.push_allowed_ips):
-        return _reject(message, 403, "sender address is not in PUSH_ALLOWED_IPS")
-    if unread:
-        return _reject(message, *unread)
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        return _reject(message, 415, "content type must be application/json")
+    if refusal:
+        return _reject(message, *refusal)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -294,6 +391,12 @@ def _allowed(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:
         return False
     ip = ipaddress.ip_address(address)
     return any(ip in network for network in networks)
+
+
+def push_from_allowed_address(address: str | None) -> bool:
+    """The sender is on ``PUSH_ALLOWED_IPS`` (never throttled: a sale sends bursts)."""
+    networks = conf.get().push_allowed_ips
+    return bool(networks) and _allowed(address, networks)
 
 
 def process_push(message: BankMessage) -> PushReply:
