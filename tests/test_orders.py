@@ -124,7 +124,10 @@ def test_the_same_reference_in_another_merchant_account_is_another_order(
     fake_bank: FakeBank, settings: Any
 ) -> None:
     account = {"BEARER_TOKEN": BEARER, "SECRET": SECRET, "BASE_URL": BASE_URL}
-    settings.GOLOMT_PAYMENTS = {"ACCOUNTS": {"default": account, "wholesale": account}}
+    settings.GOLOMT_PAYMENTS = {
+        "ACCOUNTS": {"default": account, "wholesale": account},
+        "CALLBACK_BASE_URL": "https://shop.test",
+    }
     fake_bank.invoice()
 
     retail = services.start_payment(amount=1000, callback_url=CALLBACK, reference="A-1")

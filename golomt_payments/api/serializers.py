@@ -55,6 +55,10 @@ class CallbackField(serializers.CharField):
             raise serializers.ValidationError(
                 _("Enter a URI with a scheme, such as myshop://payments/done.")
             )
+        try:  # an http(s) link must lead to this site or an allowed host
+            services.check_callback(value, ReturnType.MOBILE)
+        except services.CallbackRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value
 
 

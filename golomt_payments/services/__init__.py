@@ -11,6 +11,7 @@ from golomt_payments.services.cards import (
     start_card_registration,
 )
 from golomt_payments.services.errors import (
+    CallbackRefused,
     CardRemoved,
     OrderAlreadyPaid,
     OrderAmountChanged,
@@ -39,6 +40,7 @@ from golomt_payments.services.payments import (
     apply_result,
     awaits_bank,
     can_transition,
+    check_callback,
     expire,
     flag_for_review,
     inquire,
@@ -72,6 +74,7 @@ from golomt_payments.services.settlement import (
 __all__ = [
     "DEFAULT_MESSAGE_LIMIT",
     "TRANSITIONS",
+    "CallbackRefused",
     "CardRemoved",
     "CardReturn",
     "Change",
@@ -95,6 +98,7 @@ __all__ = [
     "awaits_bank",
     "can_transition",
     "charge_saved_card",
+    "check_callback",
     "count_due",
     "deliver_again",
     "deliver_due",

@@ -64,3 +64,8 @@ class CardRemoved(PaymentError):
 class RefundRefused(PaymentError):
     """A refund that cannot be recorded: the invoice is not paid, or the amount is not what
     is left to refund."""
+
+
+class CallbackRefused(ValueError):
+    """A callback the bank would send the customer to is not this site's, nor on a host the
+    shop allowed (``ALLOWED_REDIRECT_HOSTS``), nor an app deeplink: nothing was asked."""

@@ -18,11 +18,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings as django_settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.http.request import validate_host
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from golomt_payments import bank, conf
 from golomt_payments.bank import storable
@@ -49,6 +53,7 @@ from golomt_payments.models import (
 # A module import: ``cards`` imports this module too (to pay with a saved card).
 from golomt_payments.services import cards
 from golomt_payments.services.errors import (
+    CallbackRefused,
     OrderAlreadyPaid,
     OrderAmountChanged,
     OrderBusy,
@@ -447,15 +452,56 @@ def is_app_link(value: str) -> bool:
     )
 
 
-def check_callback(callback_url: str, return_type: str) -> None:
-    """Browsers come back to an absolute http(s) URL; with ``MOBILE`` the bank opens the app's
-    deeplink (``myshop://payment-result``) instead, or an http(s) app link."""
-    if callback_url.startswith(("https://", "http://")):
+def check_callback(callback_url: str, return_type: str | None = None) -> None:
+    """Where the bank sends the customer must be ours. Browsers come back to an absolute
+    http(s) URL on this site (``CALLBACK_BASE_URL``'s host or one of ``ALLOWED_HOSTS``) or on
+    one of ``ALLOWED_REDIRECT_HOSTS``; with ``MOBILE`` the bank may open the app's deeplink
+    (``myshop://payment-result``) instead, or an http(s) app link on those hosts.
+
+    Raises :class:`CallbackRefused` (a ``ValueError``) naming the setting to change.
+    """
+    scheme = callback_url.partition(":")[0].lower()
+    if scheme in ("http", "https"):
+        _check_callback_host(callback_url)
         return
     if return_type != ReturnType.MOBILE:
-        raise ValueError("callback_url must be an absolute http(s) URL")
+        raise CallbackRefused("callback_url must be an absolute http(s) URL")
     if not is_app_link(callback_url):
-        raise ValueError("callback_url must be an app deeplink (scheme://…) for MOBILE")
+        raise CallbackRefused("callback_url must be an app deeplink (scheme://…) for MOBILE")
+
+
+def _check_callback_host(url: str) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if (
+        not host
+        or not url.lower().startswith(("https://", "http://"))
+        or not url_has_allowed_host_and_scheme(url, allowed_hosts={parts.netloc})
+    ):
+        raise CallbackRefused("callback_url must be an absolute http(s) URL")
+    golomt = conf.get()
+    if parts.netloc in golomt.allowed_redirect_hosts:
+        return
+    base_host = urlsplit(golomt.callback_base_url).hostname
+    patterns = [
+        pattern
+        for pattern in (*_site_hosts(), base_host or "", *golomt.allowed_redirect_hosts)
+        if pattern and pattern != "*"  # "*" says nothing about which hosts are ours
+    ]
+    if not validate_host(f"[{host}]" if ":" in host else host, patterns):
+        raise CallbackRefused(
+            f"callback_url's host {host!r} is not this site's (ALLOWED_HOSTS, "
+            f"{conf.SETTING_NAME}['CALLBACK_BASE_URL']) nor in "
+            f"{conf.SETTING_NAME}['ALLOWED_REDIRECT_HOSTS']"
+        )
+
+
+def _site_hosts() -> list[str]:
+    """This site's host names, as Django validates a request's ``Host``."""
+    hosts = list(django_settings.ALLOWED_HOSTS)
+    if django_settings.DEBUG and not hosts:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return hosts
 
 
 def socialpay_deeplink(invoice: Invoice) -> str:
