@@ -3,7 +3,8 @@
 Every view answers JSON only. The customer is ``request.user``; a customer only ever sees and
 acts on their own payments and cards (anybody else's is a 404). Authentication and
 permissions are the shop's, read from the settings at each request (``override_settings``
-works). A bank that refuses answers 502, one that does not answer 503; nothing charged.
+works); before them, ``API_THROTTLE_RATE`` requests per client address. A bank that refuses
+answers 502, one that does not answer 503; nothing charged.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated, Throttled
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -48,6 +49,7 @@ from golomt_payments.api.serializers import (
     PaymentCreateSerializer,
     PaymentSerializer,
 )
+from golomt_payments.api.throttling import ClientAddressThrottle, StatusAddressThrottle
 from golomt_payments.gateway import BankRefused, GolomtError
 from golomt_payments.models import (
     CardRegistration,
@@ -84,7 +86,12 @@ class BankUnavailable(APIException):
 
 def described(**kwargs: Any) -> Callable[[_F], _F]:
     """``extend_schema`` built on drf-spectacular's ``AutoSchema``: by itself it builds on the
-    shop's ``DEFAULT_SCHEMA_CLASS``, DRF's own unless the shop configured drf-spectacular."""
+    shop's ``DEFAULT_SCHEMA_CLASS``, DRF's own unless the shop configured drf-spectacular.
+
+    Every operation of a ``GolomtAPIView`` may be throttled: its 429 is added here.
+    """
+    kwargs["responses"] = {**kwargs["responses"], **THROTTLED}
+    kwargs["parameters"] = [*kwargs.get("parameters", ()), RETRY_AFTER]
 
     def decorator(method: _F) -> _F:
         method.schema = AutoSchema  # type: ignore[attr-defined]
@@ -127,14 +134,37 @@ ORDER_CONFLICT = {
         ),
     )
 }
+THROTTLED = {
+    429: _error(
+        "Too many requests from this address (API_THROTTLE_RATE), counted before "
+        "authentication. Try again after Retry-After seconds."
+    )
+}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds until this address may ask again.",
+)
 
 
 class GolomtAPIView(APIView):
-    """JSON in and out, with the shop's authentication and permissions from the settings."""
+    """JSON in and out, with the shop's authentication and permissions from the settings, and
+    ``API_THROTTLE_RATE`` requests per client address counted before any of them."""
 
     schema = AutoSchema()  # whatever the shop's DEFAULT_SCHEMA_CLASS
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONParser]
+    address_throttle_class: type[ClientAddressThrottle] = ClientAddressThrottle
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """The address's count first: DRF authenticates before its own throttles, and an
+        authentication may hash a password (``BasicAuthentication``) for anybody who asks."""
+        throttle = self.address_throttle_class()
+        if not throttle.allow_request(request, self):
+            raise Throttled(throttle.wait())
+        super().initial(request, *args, **kwargs)
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         classes = conf.get().api_authentication_classes
@@ -285,6 +315,13 @@ def own_invoices(request: Request) -> QuerySet[Invoice]:
 
 
 class PaymentDetailView(GolomtAPIView):
+    """A payment's status, throttled apart from the other endpoints (``StatusAddressThrottle``:
+    the same rate, its own count): not unthrottled, since it authenticates like the others and
+    would otherwise be the way to make the server hash passwords; apart, since an app polls it
+    while the customer pays and must not use up what it may spend on starting payments."""
+
+    address_throttle_class = StatusAddressThrottle
+
     @described(
         operation_id="payments_retrieve",
         tags=[TAG_PAYMENTS],
