@@ -729,6 +729,102 @@ def test_the_outcome_of_adding_a_card(
     assert_documented(schema, REGISTRATION, "get", response)
 
 
+# --- malformed addresses ----------------------------------------------------------------------
+
+NOT_FOUND_BODY = {"detail": "Not found."}
+BAD_KEYS = [
+    "not-a-uuid",
+    "²",
+    "-1",
+    "99999999999999999999999",
+    "12345678123456781234567812345678",  # a UUID's hex without its dashes
+    "1234567A-1234-1234-1234-123456781234",  # upper case: not as reverse() writes it
+    "{12345678-1234-1234-1234-123456781234}",
+]
+BAD_IDS = [
+    "not-a-number",
+    "99999999999999999999999",
+    "9" * 5000,
+    "-1",
+    "+1",
+    "1.0",
+    "²",
+    "٣",
+    "0x1",
+]
+MISSING_KEY = "12345678-1234-1234-1234-123456781234"
+MISSING_ID = str(2**63 - 1)
+
+
+def _by_key(api: APIClient, name: str, key: str) -> Any:
+    url = reverse(f"golomt_payments:api:{name}", kwargs={"key": key})
+    return api.get(url)
+
+
+def _by_id(api: APIClient, name: str, pk: str) -> Any:
+    url = reverse(f"golomt_payments:api:{name}", kwargs={"pk": pk})
+    if name == "card-pay":
+        return api.post(url, {"order": "ORDER-1"}, format="json")
+    return api.delete(url)
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [("payment-detail", PAYMENT), ("card-registration", REGISTRATION)]
+)
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_a_malformed_key_is_a_json_404_like_a_missing_one(
+    api: APIClient, fake_bank: FakeBank, schema: dict[str, Any], name: str, path: str, key: str
+) -> None:
+    response = _by_key(api, name, key)
+    assert response.status_code == 404
+    assert assert_documented(schema, path, "get", response) == NOT_FOUND_BODY
+    missing = _by_key(api, name, MISSING_KEY)
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND_BODY)
+    assert not fake_bank.mock.calls
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "method"), [("card-detail", CARD, "delete"), ("card-pay", CARD_PAY, "post")]
+)
+@pytest.mark.parametrize("pk", BAD_IDS)
+def test_a_malformed_card_id_is_a_json_404_like_a_missing_one(
+    api: APIClient,
+    user: Any,
+    fake_bank: FakeBank,
+    schema: dict[str, Any],
+    name: str,
+    path: str,
+    method: str,
+    pk: str,
+) -> None:
+    card = CardTokenFactory(owner=user)
+    response = _by_id(api, name, pk)
+    assert response.status_code == 404
+    assert assert_documented(schema, path, method, response) == NOT_FOUND_BODY
+    missing = _by_id(api, name, MISSING_ID)
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND_BODY)
+    card.refresh_from_db()
+    assert card.is_active
+    assert not fake_bank.mock.calls
+
+
+def test_urls_with_real_keys_still_reverse_as_before(user: Any) -> None:
+    card = CardTokenFactory(owner=user)
+    key = "12345678-1234-1234-1234-123456781234"
+    assert reverse("golomt_payments:api:card-detail", args=[card.pk]) == (
+        f"/payments/api/cards/{card.pk}/"
+    )
+    assert reverse("golomt_payments:api:card-pay", kwargs={"pk": card.pk}) == (
+        f"/payments/api/cards/{card.pk}/pay/"
+    )
+    assert reverse("golomt_payments:api:payment-detail", kwargs={"key": key}) == (
+        f"/payments/api/payments/{key}/"
+    )
+    assert reverse("golomt_payments:api:card-registration", args=[key]) == (
+        f"/payments/api/cards/add/{key}/"
+    )
+
+
 # --- too many requests ------------------------------------------------------------------------
 
 BASIC = ["rest_framework.authentication.BasicAuthentication"]

@@ -10,6 +10,7 @@ answers 502, one that does not answer 503; nothing charged.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -25,7 +26,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import APIException, NotAuthenticated, Throttled
+from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, Throttled
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -147,6 +148,33 @@ RETRY_AFTER = OpenApiParameter(
     response=[429],
     description="Seconds until this address may ask again.",
 )
+
+
+# The path's segments are taken as they come (``<str:…>``) and read here, so a malformed one
+# is the same JSON 404 as a missing object rather than Django's HTML page; the schema still
+# says what they are.
+KEY = OpenApiParameter("key", OpenApiTypes.UUID, OpenApiParameter.PATH)
+CARD_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MAX_ID = 2**63 - 1  # the largest primary key a database holds
+
+
+def _path_key(segment: str) -> UUID:
+    """A ``<key>`` of the path: a UUID as ``reverse()`` writes it, else 404."""
+    if not _UUID.fullmatch(segment):
+        raise NotFound
+    return UUID(segment)
+
+
+def _path_id(segment: str) -> int:
+    """A card's ``<pk>`` of the path: ASCII digits (``"²".isdigit()`` is true) that fit a
+    primary key, else 404."""
+    if not (segment.isascii() and segment.isdigit() and len(segment) <= len(str(_MAX_ID))):
+        raise NotFound
+    number = int(segment)
+    if number > _MAX_ID:
+        raise NotFound
+    return number
 
 
 class GolomtAPIView(APIView):
@@ -331,10 +359,11 @@ class PaymentDetailView(GolomtAPIView):
             "STATUS_CHECK_INTERVAL_SECONDS), so an app polling here learns the result even "
             "when the bank's push and the redirect are both lost. Stop when final is true."
         ),
+        parameters=[KEY],
         responses={200: PaymentSerializer, **NOT_ALLOWED, **NOT_FOUND},
     )
-    def get(self, request: Request, key: UUID) -> Response:
-        invoice = own_invoices(request).filter(key=key).first()
+    def get(self, request: Request, key: str) -> Response:
+        invoice = own_invoices(request).filter(key=_path_key(key)).first()
         if invoice is None:
             raise Http404
         if services.awaits_bank(invoice):
@@ -348,8 +377,8 @@ class PaymentDetailView(GolomtAPIView):
 # --- saved cards ------------------------------------------------------------------------------
 
 
-def _own_card(request: Request, pk: int) -> CardToken:
-    card = services.active_cards(_owner(request)).filter(pk=pk).first()
+def _own_card(request: Request, pk: str) -> CardToken:
+    card = services.active_cards(_owner(request)).filter(pk=_path_id(pk)).first()
     if card is None:
         raise Http404
     return card
@@ -372,9 +401,10 @@ class CardDetailView(GolomtAPIView):
         operation_id="cards_destroy",
         tags=[TAG_CARDS],
         summary="Remove a saved card",
+        parameters=[CARD_ID],
         responses={204: OpenApiResponse(description="Removed."), **NOT_ALLOWED, **NOT_FOUND},
     )
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: Request, pk: str) -> Response:
         services.remove_card(_own_card(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -392,6 +422,7 @@ class CardPayView(GolomtAPIView):
             "a paid order is a 409."
         ),
         request=OrderSerializer,
+        parameters=[CARD_ID],
         responses={
             201: PaymentSerializer,
             200: OpenApiResponse(
@@ -405,7 +436,7 @@ class CardPayView(GolomtAPIView):
             **BANK_ERRORS,
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: Request, pk: str) -> Response:
         card = _own_card(request, pk)
         body = OrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -491,10 +522,12 @@ class CardRegistrationView(GolomtAPIView):
             "While the bank has not answered, asks it (at most once per "
             "STATUS_CHECK_INTERVAL_SECONDS); the card appears once saved."
         ),
+        parameters=[KEY],
         responses={200: CardRegistrationSerializer, **NOT_ALLOWED, **NOT_FOUND},
     )
-    def get(self, request: Request, key: UUID) -> Response:
-        registration = CardRegistration.objects.filter(owner_id=_owner(request).pk, key=key).first()
+    def get(self, request: Request, key: str) -> Response:
+        registrations = CardRegistration.objects.filter(owner_id=_owner(request).pk)
+        registration = registrations.filter(key=_path_key(key)).first()
         if registration is None:
             raise Http404
         try:
