@@ -175,6 +175,16 @@ def test_schema_describes_only_the_api(schema: dict[str, Any]) -> None:
     assert "token" not in schema["components"]["schemas"]["Card"]["properties"]
 
 
+@pytest.mark.parametrize("component", ["PaymentCreateRequest", "CardAddRequest"])
+def test_schema_says_what_a_callback_may_be(schema: dict[str, Any], component: str) -> None:
+    callback = schema["components"]["schemas"][component]["properties"]["callback"]
+    assert (callback["type"], callback["format"], callback["maxLength"]) == ("string", "uri", 500)
+    described = callback["description"]
+    for words in ("absolute http(s) URL", "this site", "ALLOWED_REDIRECT_HOSTS", "MOBILE"):
+        assert words in described
+    assert "myshop://" in described
+
+
 def test_schema_endpoint_serves_the_schema_to_anybody(
     anonymous: APIClient, schema: dict[str, Any]
 ) -> None:
