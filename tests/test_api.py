@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from django.urls import reverse
@@ -172,6 +173,16 @@ def test_schema_is_valid_openapi_without_warnings(schema: dict[str, Any]) -> Non
 def test_schema_describes_only_the_api(schema: dict[str, Any]) -> None:
     assert not [path for path in schema["paths"] if "/api/" not in path]
     assert "token" not in schema["components"]["schemas"]["Card"]["properties"]
+
+
+@pytest.mark.parametrize("component", ["PaymentCreateRequest", "CardAddRequest"])
+def test_schema_says_what_a_callback_may_be(schema: dict[str, Any], component: str) -> None:
+    callback = schema["components"]["schemas"][component]["properties"]["callback"]
+    assert (callback["type"], callback["format"], callback["maxLength"]) == ("string", "uri", 500)
+    described = callback["description"]
+    for words in ("absolute http(s) URL", "this site", "ALLOWED_REDIRECT_HOSTS", "MOBILE"):
+        assert words in described
+    assert "myshop://" in described
 
 
 def test_schema_endpoint_serves_the_schema_to_anybody(
@@ -726,6 +737,237 @@ def test_the_outcome_of_adding_a_card(
     response = api.get(reverse("golomt_payments:api:card-registration", args=[theirs.key]))
     assert response.status_code == 404
     assert_documented(schema, REGISTRATION, "get", response)
+
+
+# --- malformed addresses ----------------------------------------------------------------------
+
+NOT_FOUND_BODY = {"detail": "Not found."}
+BAD_KEYS = [
+    "not-a-uuid",
+    "²",
+    "-1",
+    "99999999999999999999999",
+    "12345678123456781234567812345678",  # a UUID's hex without its dashes
+    "1234567A-1234-1234-1234-123456781234",  # upper case: not as reverse() writes it
+    "{12345678-1234-1234-1234-123456781234}",
+]
+BAD_IDS = [
+    "not-a-number",
+    "99999999999999999999999",
+    "9" * 5000,
+    "-1",
+    "+1",
+    "1.0",
+    "²",
+    "٣",
+    "0x1",
+]
+MISSING_KEY = "12345678-1234-1234-1234-123456781234"
+MISSING_ID = str(2**63 - 1)
+
+
+def _by_key(api: APIClient, name: str, key: str) -> Any:
+    url = reverse(f"golomt_payments:api:{name}", kwargs={"key": key})
+    return api.get(url)
+
+
+def _by_id(api: APIClient, name: str, pk: str) -> Any:
+    url = reverse(f"golomt_payments:api:{name}", kwargs={"pk": pk})
+    if name == "card-pay":
+        return api.post(url, {"order": "ORDER-1"}, format="json")
+    return api.delete(url)
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [("payment-detail", PAYMENT), ("card-registration", REGISTRATION)]
+)
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_a_malformed_key_is_a_json_404_like_a_missing_one(
+    api: APIClient, fake_bank: FakeBank, schema: dict[str, Any], name: str, path: str, key: str
+) -> None:
+    response = _by_key(api, name, key)
+    assert response.status_code == 404
+    assert assert_documented(schema, path, "get", response) == NOT_FOUND_BODY
+    missing = _by_key(api, name, MISSING_KEY)
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND_BODY)
+    assert not fake_bank.mock.calls
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "method"), [("card-detail", CARD, "delete"), ("card-pay", CARD_PAY, "post")]
+)
+@pytest.mark.parametrize("pk", BAD_IDS)
+def test_a_malformed_card_id_is_a_json_404_like_a_missing_one(
+    api: APIClient,
+    user: Any,
+    fake_bank: FakeBank,
+    schema: dict[str, Any],
+    name: str,
+    path: str,
+    method: str,
+    pk: str,
+) -> None:
+    card = CardTokenFactory(owner=user)
+    response = _by_id(api, name, pk)
+    assert response.status_code == 404
+    assert assert_documented(schema, path, method, response) == NOT_FOUND_BODY
+    missing = _by_id(api, name, MISSING_ID)
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND_BODY)
+    card.refresh_from_db()
+    assert card.is_active
+    assert not fake_bank.mock.calls
+
+
+def test_urls_with_real_keys_still_reverse_as_before(user: Any) -> None:
+    card = CardTokenFactory(owner=user)
+    key = "12345678-1234-1234-1234-123456781234"
+    assert reverse("golomt_payments:api:card-detail", args=[card.pk]) == (
+        f"/payments/api/cards/{card.pk}/"
+    )
+    assert reverse("golomt_payments:api:card-pay", kwargs={"pk": card.pk}) == (
+        f"/payments/api/cards/{card.pk}/pay/"
+    )
+    assert reverse("golomt_payments:api:payment-detail", kwargs={"key": key}) == (
+        f"/payments/api/payments/{key}/"
+    )
+    assert reverse("golomt_payments:api:card-registration", args=[key]) == (
+        f"/payments/api/cards/add/{key}/"
+    )
+
+
+# --- too many requests ------------------------------------------------------------------------
+
+BASIC = ["rest_framework.authentication.BasicAuthentication"]
+
+
+class CountingHasher(MD5PasswordHasher):
+    """Counts every password it hashes, to check a password or to make one."""
+
+    algorithm = "counting_md5"
+    hashed = 0
+
+    def encode(self, password: str, salt: str) -> str:
+        CountingHasher.hashed += 1
+        return super().encode(password, salt)
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _throttled(response: Any) -> bool:
+    """A 429 that says when to come back."""
+    if response.status_code != 429:
+        return False
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert "throttled" in response.json()["detail"]
+    return True
+
+
+def test_a_client_over_the_rate_is_refused_before_any_password_is_hashed(
+    settings: Any, django_user_model: Any
+) -> None:
+    settings.PASSWORD_HASHERS = ["tests.test_api.CountingHasher"]
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="3/min", API_AUTHENTICATION_CLASSES=BASIC)
+    django_user_model.objects.create_user("carol", password=PASSWORD)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=_basic("carol", "a wrong password"))
+    url = reverse("golomt_payments:api:card-list")
+    CountingHasher.hashed = 0
+
+    within = [client.get(url) for _ in range(3)]
+    assert [response.status_code for response in within] == [401] * 3
+    assert CountingHasher.hashed == 3  # each wrong password was checked: hashed
+
+    over = [client.get(url) for _ in range(5)]
+    assert CountingHasher.hashed == 3  # ... and none of the requests over the rate was
+    assert all(_throttled(response) for response in over)
+
+
+def test_every_endpoint_answers_429_with_retry_after_over_the_rate(
+    settings: Any,
+    api: APIClient,
+    everything: list[Any],
+    fake_bank: FakeBank,
+    schema: dict[str, Any],
+) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="1/min")
+    paths = [PAYMENTS, PAYMENT, CARDS, CARD, CARD_PAY, CARD_ADD, REGISTRATION]
+    assert api.get(reverse("golomt_payments:api:card-list")).status_code == 200
+    assert api.get(everything[1][1]).status_code == 200  # a payment's status: its own count
+    fake_bank.mock.calls.reset()
+
+    for path, (method, url, body) in zip(paths, everything, strict=True):
+        response = getattr(api, method)(url, body, format="json")
+        assert _throttled(response), url
+        assert assert_documented(schema, path, method, response)["detail"]
+    assert CardToken.objects.get().is_active
+    assert not fake_bank.mock.calls
+    assert not CardRegistration.objects.exclude(transaction_id="REG0001").exists()
+
+
+def test_polling_a_payments_status_does_not_use_up_the_rate_of_the_other_endpoints(
+    settings: Any, api: APIClient, user: Any, fake_bank: FakeBank
+) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="3/min")
+    invoice = InvoiceFactory(paid=True, owner=user)
+    polls = [api.get(payment_url(invoice)).status_code for _ in range(4)]
+    assert polls == [200, 200, 200, 429]
+    cards = [api.get(reverse("golomt_payments:api:card-list")).status_code for _ in range(4)]
+    assert cards == [200, 200, 200, 429]
+
+
+def test_two_addresses_are_counted_apart(settings: Any, user: Any) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="2/min")
+    url = reverse("golomt_payments:api:card-list")
+    first, second = APIClient(REMOTE_ADDR="203.0.113.1"), APIClient(REMOTE_ADDR="203.0.113.2")
+    for client in (first, second):
+        client.force_authenticate(user)
+    assert [first.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    assert [second.get(url).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_behind_a_trusted_proxy_each_client_is_counted_by_its_forwarded_address(
+    settings: Any, user: Any
+) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="1/min", TRUSTED_PROXY_COUNT=1)
+    url = reverse("golomt_payments:api:card-list")
+
+    def via_proxy(forwarded: str) -> int:
+        client = APIClient(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+        client.force_authenticate(user)
+        return int(client.get(url).status_code)
+
+    assert via_proxy("203.0.113.1") == 200
+    assert via_proxy("203.0.113.2") == 200
+    assert via_proxy("203.0.113.1") == 429
+    # A forged entry in front of what the proxy appended changes nothing.
+    assert via_proxy("198.51.100.7, 203.0.113.2") == 429
+
+
+def test_requests_without_a_readable_address_share_one_count(settings: Any, user: Any) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="1/min")
+    url = reverse("golomt_payments:api:card-list")
+    answers = []
+    for address in ("", "not an address"):
+        client = APIClient(REMOTE_ADDR=address)
+        client.force_authenticate(user)
+        answers.append(client.get(url).status_code)
+    assert answers == [200, 429]
+
+
+def test_no_throttle_rate_lets_every_request_through(settings: Any, api: APIClient) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="2/min")
+    url = reverse("golomt_payments:api:card-list")
+    assert [api.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE=None)  # read at each request
+    assert {api.get(url).status_code for _ in range(70)} == {200}
+
+
+def test_the_default_rate_is_sixty_a_minute(api: APIClient) -> None:
+    url = reverse("golomt_payments:api:card-list")
+    answers = [api.get(url).status_code for _ in range(61)]
+    assert answers == [200] * 60 + [429]
 
 
 # --- a mobile app against the sandbox bank ----------------------------------------------------

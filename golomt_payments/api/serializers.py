@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -35,16 +36,21 @@ METHODS_BY_NAME = {"card": Method.CARD, "socialpay": Method.SOCIALPAY}
 CALLBACK_MAX_LENGTH = 500  # Invoice.callback_url
 
 
+@extend_schema_field(OpenApiTypes.URI)
 class CallbackField(serializers.CharField):
-    """The app's deeplink that the bank opens after its page (``returnType`` ``MOBILE``)."""
+    """Where the bank sends the customer after its page: a page of the shop's, or the app's
+    deeplink (``returnType`` ``MOBILE``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", CALLBACK_MAX_LENGTH)
         kwargs.setdefault(
             "help_text",
             _(
-                "The app's deeplink (a URI with a scheme, e.g. myshop://paid) that the bank "
-                "opens when the customer is done. Only with return_type MOBILE."
+                "Where the bank sends the payer when they are done: an absolute http(s) URL "
+                "on this site or on a host in the shop's ALLOWED_REDIRECT_HOSTS, or, with "
+                "return_type MOBILE, the app's deeplink (a URI with the app's own scheme, "
+                "e.g. myshop://payments/done). Without it the payer comes back to the shop's "
+                "return page."
             ),
         )
         super().__init__(**kwargs)
@@ -121,8 +127,11 @@ class CardAddSerializer(serializers.Serializer[Any]):
     callback = CallbackField(
         required=False,
         help_text=_(
-            "The app's deeplink the bank opens when the card is saved (returnType MOBILE). "
-            "Without it the browser returns to the shop's card return page."
+            "Where the bank sends the customer when the card is saved: an absolute http(s) "
+            "URL on this site or on a host in the shop's ALLOWED_REDIRECT_HOSTS, or, with "
+            "return type MOBILE, the app's deeplink (a URI with the app's own scheme, e.g. "
+            "myshop://cards/added). Without it the browser returns to the shop's card return "
+            "page."
         ),
     )
 

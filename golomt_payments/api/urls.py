@@ -19,7 +19,7 @@ urlpatterns = [
         name="payment-list",
     ),
     path(
-        "payments/<uuid:key>/",
+        "payments/<str:key>/",
         transaction.non_atomic_requests(views.PaymentDetailView.as_view()),
         name="payment-detail",
     ),
@@ -30,13 +30,13 @@ urlpatterns = [
         name="card-add",
     ),
     path(
-        "cards/add/<uuid:key>/",
+        "cards/add/<str:key>/",
         transaction.non_atomic_requests(views.CardRegistrationView.as_view()),
         name="card-registration",
     ),
-    path("cards/<int:pk>/", views.CardDetailView.as_view(), name="card-detail"),
+    path("cards/<str:pk>/", views.CardDetailView.as_view(), name="card-detail"),
     path(
-        "cards/<int:pk>/pay/",
+        "cards/<str:pk>/pay/",
         transaction.non_atomic_requests(views.CardPayView.as_view()),
         name="card-pay",
     ),

@@ -3,12 +3,14 @@
 Every view answers JSON only. The customer is ``request.user``; a customer only ever sees and
 acts on their own payments and cards (anybody else's is a 404). Authentication and
 permissions are the shop's, read from the settings at each request (``override_settings``
-works). A bank that refuses answers 502, one that does not answer 503; nothing charged.
+works); before them, ``API_THROTTLE_RATE`` requests per client address. A bank that refuses
+answers 502, one that does not answer 503; nothing charged.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -21,10 +23,10 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, Throttled
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -48,6 +50,7 @@ from golomt_payments.api.serializers import (
     PaymentCreateSerializer,
     PaymentSerializer,
 )
+from golomt_payments.api.throttling import ClientAddressThrottle, StatusAddressThrottle
 from golomt_payments.gateway import BankRefused, GolomtError
 from golomt_payments.models import (
     CardRegistration,
@@ -84,7 +87,12 @@ class BankUnavailable(APIException):
 
 def described(**kwargs: Any) -> Callable[[_F], _F]:
     """``extend_schema`` built on drf-spectacular's ``AutoSchema``: by itself it builds on the
-    shop's ``DEFAULT_SCHEMA_CLASS``, DRF's own unless the shop configured drf-spectacular."""
+    shop's ``DEFAULT_SCHEMA_CLASS``, DRF's own unless the shop configured drf-spectacular.
+
+    Every operation of a ``GolomtAPIView`` may be throttled: its 429 is added here.
+    """
+    kwargs["responses"] = {**kwargs["responses"], **THROTTLED}
+    kwargs["parameters"] = [*kwargs.get("parameters", ()), RETRY_AFTER]
 
     def decorator(method: _F) -> _F:
         method.schema = AutoSchema  # type: ignore[attr-defined]
@@ -127,14 +135,64 @@ ORDER_CONFLICT = {
         ),
     )
 }
+THROTTLED = {
+    429: _error(
+        "Too many requests from this address (API_THROTTLE_RATE), counted before "
+        "authentication. Try again after Retry-After seconds."
+    )
+}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds until this address may ask again.",
+)
+
+
+# The path's segments are taken as they come (``<str:…>``) and read here, so a malformed one
+# is the same JSON 404 as a missing object rather than Django's HTML page; the schema still
+# says what they are.
+KEY = OpenApiParameter("key", OpenApiTypes.UUID, OpenApiParameter.PATH)
+CARD_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MAX_ID = 2**63 - 1  # the largest primary key a database holds
+
+
+def _path_key(segment: str) -> UUID:
+    """A ``<key>`` of the path: a UUID as ``reverse()`` writes it, else 404."""
+    if not _UUID.fullmatch(segment):
+        raise NotFound
+    return UUID(segment)
+
+
+def _path_id(segment: str) -> int:
+    """A card's ``<pk>`` of the path: ASCII digits (``"²".isdigit()`` is true) that fit a
+    primary key, else 404."""
+    if not (segment.isascii() and segment.isdigit() and len(segment) <= len(str(_MAX_ID))):
+        raise NotFound
+    number = int(segment)
+    if number > _MAX_ID:
+        raise NotFound
+    return number
 
 
 class GolomtAPIView(APIView):
-    """JSON in and out, with the shop's authentication and permissions from the settings."""
+    """JSON in and out, with the shop's authentication and permissions from the settings, and
+    ``API_THROTTLE_RATE`` requests per client address counted before any of them."""
 
     schema = AutoSchema()  # whatever the shop's DEFAULT_SCHEMA_CLASS
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONParser]
+    address_throttle_class: type[ClientAddressThrottle] = ClientAddressThrottle
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """The address's count first: DRF authenticates before its own throttles, and an
+        authentication may hash a password (``BasicAuthentication``) for anybody who asks."""
+        throttle = self.address_throttle_class()
+        if not throttle.allow_request(request, self):
+            raise Throttled(throttle.wait())
+        super().initial(request, *args, **kwargs)
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         classes = conf.get().api_authentication_classes
@@ -285,6 +343,13 @@ def own_invoices(request: Request) -> QuerySet[Invoice]:
 
 
 class PaymentDetailView(GolomtAPIView):
+    """A payment's status, throttled apart from the other endpoints (``StatusAddressThrottle``:
+    the same rate, its own count): not unthrottled, since it authenticates like the others and
+    would otherwise be the way to make the server hash passwords; apart, since an app polls it
+    while the customer pays and must not use up what it may spend on starting payments."""
+
+    address_throttle_class = StatusAddressThrottle
+
     @described(
         operation_id="payments_retrieve",
         tags=[TAG_PAYMENTS],
@@ -294,10 +359,11 @@ class PaymentDetailView(GolomtAPIView):
             "STATUS_CHECK_INTERVAL_SECONDS), so an app polling here learns the result even "
             "when the bank's push and the redirect are both lost. Stop when final is true."
         ),
+        parameters=[KEY],
         responses={200: PaymentSerializer, **NOT_ALLOWED, **NOT_FOUND},
     )
-    def get(self, request: Request, key: UUID) -> Response:
-        invoice = own_invoices(request).filter(key=key).first()
+    def get(self, request: Request, key: str) -> Response:
+        invoice = own_invoices(request).filter(key=_path_key(key)).first()
         if invoice is None:
             raise Http404
         if services.awaits_bank(invoice):
@@ -311,8 +377,8 @@ class PaymentDetailView(GolomtAPIView):
 # --- saved cards ------------------------------------------------------------------------------
 
 
-def _own_card(request: Request, pk: int) -> CardToken:
-    card = services.active_cards(_owner(request)).filter(pk=pk).first()
+def _own_card(request: Request, pk: str) -> CardToken:
+    card = services.active_cards(_owner(request)).filter(pk=_path_id(pk)).first()
     if card is None:
         raise Http404
     return card
@@ -335,9 +401,10 @@ class CardDetailView(GolomtAPIView):
         operation_id="cards_destroy",
         tags=[TAG_CARDS],
         summary="Remove a saved card",
+        parameters=[CARD_ID],
         responses={204: OpenApiResponse(description="Removed."), **NOT_ALLOWED, **NOT_FOUND},
     )
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: Request, pk: str) -> Response:
         services.remove_card(_own_card(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -355,6 +422,7 @@ class CardPayView(GolomtAPIView):
             "a paid order is a 409."
         ),
         request=OrderSerializer,
+        parameters=[CARD_ID],
         responses={
             201: PaymentSerializer,
             200: OpenApiResponse(
@@ -368,7 +436,7 @@ class CardPayView(GolomtAPIView):
             **BANK_ERRORS,
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: Request, pk: str) -> Response:
         card = _own_card(request, pk)
         body = OrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -454,10 +522,12 @@ class CardRegistrationView(GolomtAPIView):
             "While the bank has not answered, asks it (at most once per "
             "STATUS_CHECK_INTERVAL_SECONDS); the card appears once saved."
         ),
+        parameters=[KEY],
         responses={200: CardRegistrationSerializer, **NOT_ALLOWED, **NOT_FOUND},
     )
-    def get(self, request: Request, key: UUID) -> Response:
-        registration = CardRegistration.objects.filter(owner_id=_owner(request).pk, key=key).first()
+    def get(self, request: Request, key: str) -> Response:
+        registrations = CardRegistration.objects.filter(owner_id=_owner(request).pk)
+        registration = registrations.filter(key=_path_key(key)).first()
         if registration is None:
             raise Http404
         try:
