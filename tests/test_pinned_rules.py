@@ -844,6 +844,35 @@ class TestAllowListWithoutSenderAddress:
         assert status_of(invoice) == Status.PENDING
         assert len(fake_bank.mock.calls) == 0
 
+    def test_push_service_with_something_that_is_no_address_is_refused_and_logged(
+        self, fake_bank: FakeBank
+    ) -> None:
+        invoice = InvoiceFactory()
+        raw = json.dumps(push_body(invoice.transaction_id)).encode()
+
+        with allow_list("0.0.0.0/0", "::/0"):
+            reply = services.receive_push(
+                raw, content_type="application/json", headers={}, remote_addr="not-an-address"
+            )
+
+        assert reply.status == 403
+        assert push_message().remote_addr is None
+        assert len(fake_bank.mock.calls) == 0
+
+    def test_an_ipv4_sender_seen_through_a_dual_stack_socket_is_on_the_list(
+        self, bank_sender: Client, fake_bank: FakeBank
+    ) -> None:
+        invoice = InvoiceFactory()
+        fake_bank.inquiry(error_code="000")
+
+        with allow_list():
+            response = send_push(
+                bank_sender, push_body(invoice.transaction_id), REMOTE_ADDR="::ffff:203.0.113.7"
+            )
+
+        assert response.status_code == 200
+        assert status_of(invoice) == Status.PAID
+
 
 # --- 7. JSON with parameters or in other letter case --------------------------------------------
 

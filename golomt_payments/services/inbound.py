@@ -152,9 +152,17 @@ def log_inbound(
         body_sha256=sha256,
         cut=headers_cut or size > min(len(data), limit) or len(endpoint) > MAX_ENDPOINT,
         headers=kept_headers,
-        remote_addr=remote_addr or None,
+        remote_addr=_address(remote_addr),
         endpoint=storable(endpoint[:MAX_ENDPOINT]),
     )
+
+
+def _address(remote_addr: str | None) -> str | None:
+    """The sender's address as the log column takes it; ``None`` for none or not an address."""
+    try:
+        return str(ipaddress.ip_address(remote_addr or ""))
+    except ValueError:
+        return None
 
 
 def log_refused(kind: str, *, remote_addr: str | None, endpoint: str, reason: str) -> BankMessage:
@@ -162,7 +170,7 @@ def log_refused(kind: str, *, remote_addr: str | None, endpoint: str, reason: st
     message = BankMessage.objects.create(
         direction=Direction.INBOUND,
         kind=kind,
-        remote_addr=remote_addr or None,
+        remote_addr=_address(remote_addr),
         endpoint=storable(endpoint[:MAX_ENDPOINT]),
         outcome=Outcome.REJECTED,
         error=reason,
@@ -387,10 +395,14 @@ def receive_push(
 
 
 def _allowed(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:
-    if not address:
+    """``address`` is in one of ``networks``; an IPv4 address seen through a dual-stack socket
+    (``::ffff:203.0.113.7``) counts as itself. No address, or none we can read, is not."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
         return False
-    ip = ipaddress.ip_address(address)
-    return any(ip in network for network in networks)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in network or (mapped is not None and mapped in network) for network in networks)
 
 
 def push_from_allowed_address(address: str | None) -> bool:
