@@ -402,7 +402,9 @@ def status(request: HttpRequest, key: str) -> HttpResponse:
     invoice = get_object_or_404(Invoice, key=key)
     if services.awaits_bank(invoice):
         try:
-            invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
+            invoice = services.refresh_if_due(
+                invoice, source=Source.STATUS, within=services.customer_wait()
+            ).invoice
         except GolomtError as exc:
             logger.info("Status check of %s failed: %s", invoice.transaction_id, exc)
     done = not invoice.is_open

@@ -368,7 +368,9 @@ class PaymentDetailView(GolomtAPIView):
             raise Http404
         if services.awaits_bank(invoice):
             try:
-                invoice = services.refresh_if_due(invoice, source=Source.STATUS).invoice
+                invoice = services.refresh_if_due(
+                    invoice, source=Source.STATUS, within=services.customer_wait()
+                ).invoice
             except GolomtError as exc:  # the app asks again; the reconciler is there too
                 logger.info("Status check of %s failed: %s", invoice.transaction_id, exc)
         return Response(PaymentSerializer(invoice).data, headers=NO_STORE)

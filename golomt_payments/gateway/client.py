@@ -200,8 +200,9 @@ class GolomtClient:
 
         return self._call("/api/invoice", body, parse, transaction_id=transaction_id, retries=0)
 
-    def inquiry(self, transaction_id: str) -> TransactionResult:
-        """Ask the bank for a payment's state: the only source of truth. Retried."""
+    def inquiry(self, transaction_id: str, *, within: float | None = None) -> TransactionResult:
+        """Ask the bank for a payment's state: the only source of truth. Retried, all tries
+        together within ``within`` seconds when given (see :meth:`_call`)."""
         _require_transaction_id(transaction_id)
         body = {
             "transactionId": transaction_id,
@@ -213,6 +214,7 @@ class GolomtClient:
             self._result_parser("/api/inquiry", "inquiry", transaction_id),
             transaction_id=transaction_id,
             retries=self._read_retries,
+            within=within,
         )
 
     def pay(
@@ -241,8 +243,9 @@ class GolomtClient:
             redact=("token",),  # the card token can charge the card: kept out of the log
         )
 
-    def check(self, transaction_id: str) -> TransactionResult:
-        """Ask for the state of a token payment (``/api/check``). Retried."""
+    def check(self, transaction_id: str, *, within: float | None = None) -> TransactionResult:
+        """Ask for the state of a token payment (``/api/check``). Retried, like
+        :meth:`inquiry`."""
         _require_transaction_id(transaction_id)
         body = {
             "transactionId": transaction_id,
@@ -254,6 +257,7 @@ class GolomtClient:
             self._result_parser("/api/check", "check", transaction_id),
             transaction_id=transaction_id,
             retries=self._read_retries,
+            within=within,
         )
 
     # -- card tokens without a purchase --------------------------------------------------------
@@ -286,8 +290,9 @@ class GolomtClient:
             "/api/confirmation", body, parse, transaction_id=transaction_id, retries=0
         )
 
-    def get_token(self, transaction_id: str) -> TokenResult:
-        """Read the card token created by the confirmation flow. Retried."""
+    def get_token(self, transaction_id: str, *, within: float | None = None) -> TokenResult:
+        """Read the card token created by the confirmation flow. Retried, like
+        :meth:`inquiry`."""
         _require_transaction_id(transaction_id)
         body = {
             "transactionId": transaction_id,
@@ -305,6 +310,7 @@ class GolomtClient:
             parse,
             transaction_id=transaction_id,
             retries=self._read_retries,
+            within=within,
         )
 
     # -- settlement ------------------------------------------------------------------------
@@ -430,16 +436,30 @@ class GolomtClient:
         retries: int,
         params: dict[str, str] | None = None,
         redact: tuple[str, ...] = (),
+        within: float | None = None,
     ) -> _T:
-        """POST with up to ``retries`` repeats after transient errors, backing off."""
+        """POST with up to ``retries`` repeats after transient errors, backing off.
+
+        ``within``: a deadline in seconds for all tries together, for a caller somebody is
+        waiting on. Each try's timeouts are cut to the time left, and no try starts (nor does a
+        pause before one) that could not end in time: :class:`BankTimeout` instead.
+        """
+        if within is not None and not (_positive_number(within) and math.isfinite(within)):
+            raise ValueError("within must be a positive number of seconds")
+        deadline = None if within is None else time.monotonic() + within
         attempt = 1
         while True:
+            timeout = self._timeout_before(deadline, endpoint, within)
             try:
-                return self._attempt(endpoint, body, parse, transaction_id, params, redact, attempt)
+                return self._attempt(
+                    endpoint, body, parse, transaction_id, params, redact, attempt, timeout
+                )
             except RETRYABLE as exc:
-                if attempt > retries:
-                    raise
                 delay = self._backoff * 2 ** (attempt - 1)
+                if attempt > retries or (
+                    deadline is not None and time.monotonic() + delay >= deadline
+                ):
+                    raise
                 logger.warning(
                     "Golomt %s attempt %d failed (%s); retrying in %.2fs",
                     endpoint,
@@ -450,6 +470,19 @@ class GolomtClient:
                 self._sleep(delay)
                 attempt += 1
 
+    def _timeout_before(
+        self, deadline: float | None, endpoint: str, within: float | None
+    ) -> tuple[float, float]:
+        """The (connect, read) timeouts of the next try: the client's, cut to the time left."""
+        if deadline is None:
+            return self._timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BankTimeout(
+                f"{endpoint}: no answer from the bank within {within:g}s", endpoint=endpoint
+            )
+        return (min(self._timeout[0], left), min(self._timeout[1], left))
+
     def _attempt(
         self,
         endpoint: str,
@@ -459,6 +492,7 @@ class GolomtClient:
         params: dict[str, str] | None,
         redact: tuple[str, ...],
         attempt: int,
+        timeout: tuple[float, float],
     ) -> _T:
         status_code: int | None = None
         response_text: str | None = None
@@ -478,16 +512,16 @@ class GolomtClient:
                         "Content-Type": "application/json",
                         "Accept": "application/json",
                     },
-                    timeout=self._timeout,
+                    timeout=timeout,
                     verify=True,
                     # A redirect could carry the Authorization header elsewhere.
                     allow_redirects=False,
                 )
             except requests.Timeout as exc:
-                connect, read = self._timeout
+                connect, read = timeout
                 raise BankTimeout(
                     f"{endpoint}: no answer from the bank in time "
-                    f"(connect {connect:g}s, read {read:g}s; {type(exc).__name__})",
+                    f"(connect {connect:.3g}s, read {read:.3g}s; {type(exc).__name__})",
                     endpoint=endpoint,
                 ) from exc
             except requests.RequestException as exc:

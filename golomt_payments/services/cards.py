@@ -293,7 +293,7 @@ def charge_saved_card(
         if payments.target_status(result) is not None:
             return opened
     try:
-        payments.refresh(invoice, source=Source.API)
+        payments.refresh(invoice, source=Source.API, within=payments.customer_wait())
     except GolomtError as exc:
         logger.warning(
             "Token payment %s: /api/check did not answer either (%s); left pending for the "
@@ -356,18 +356,23 @@ def registration_url(registration: CardRegistration) -> str:
     )
 
 
-def finish_card_registration(registration: CardRegistration) -> CardToken | None:
+def finish_card_registration(
+    registration: CardRegistration, *, within: float | None = None
+) -> CardToken | None:
     """Ask the bank (``/api/get/token``) whether the customer finished the card-saving page,
     and record its answer once: the card saved (``card_saved`` after commit), or the
     registration failed with the bank's words. Returns the card, or ``None`` while there is
     none (not finished yet, unknown to the bank, or failed).
 
-    Raises the gateway's errors when the bank cannot be reached; nothing changes then.
+    Raises the gateway's errors when the bank cannot be reached (within ``within`` seconds,
+    when given); nothing changes then.
     """
     if registration.status in FINISHED:
         return registration.card_token
     try:
-        result = bank.client(registration.account).get_token(registration.transaction_id)
+        result = bank.client(registration.account).get_token(
+            registration.transaction_id, within=within
+        )
     except PaymentNotFound:
         return None
     return _record_token(registration, result)
@@ -375,13 +380,14 @@ def finish_card_registration(registration: CardRegistration) -> CardToken | None
 
 def finish_card_registration_if_due(registration: CardRegistration) -> CardToken | None:
     """Like :func:`finish_card_registration`, asking the bank about one registration at most
-    once per ``STATUS_CHECK_INTERVAL_SECONDS``: for the unauthenticated redirect and for pages
-    a customer may reload, neither of which may make us hammer the bank."""
+    once per ``STATUS_CHECK_INTERVAL_SECONDS`` and never longer than a customer waits
+    (``CUSTOMER_WAIT_SECONDS``): for the unauthenticated redirect and for pages a customer
+    may reload, neither of which may make us hammer the bank."""
     if registration.status in FINISHED:
         return registration.card_token
     if not payments.bank_call_due("get-token", registration.transaction_id):
         return None
-    return finish_card_registration(registration)
+    return finish_card_registration(registration, within=payments.customer_wait())
 
 
 def close_unfinished_registration(registration: CardRegistration) -> bool:

@@ -47,6 +47,7 @@ from golomt_payments.services.cards import FINISHED, finish_card_registration_if
 from golomt_payments.services.payments import (
     Change,
     apply_result,
+    customer_wait,
     flag_for_review,
     mismatch,
     refresh,
@@ -294,6 +295,7 @@ def receive_redirect(
             message=message,
             record=finisher(message, invoice=invoice),
             claims_paid=params.get("status_code") == PAID,
+            within=customer_wait(),
         )
     except GolomtError as exc:
         logger.warning("Inquiry for redirect of %s failed: %s", transaction_id, exc)

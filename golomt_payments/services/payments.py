@@ -408,7 +408,7 @@ def open_order(
                 return Opened(holder, created=False)
             verdict = _Holder.ASK  # card <-> SocialPay: only once the bank says it is unpaid
         if verdict == _Holder.ASK:
-            change = refresh(holder, source=Source.API)
+            change = refresh(holder, source=Source.API, within=customer_wait())
             if change.invoice.status == Status.PAID:
                 raise OrderAlreadyPaid(change.invoice)
         release_order(holder)
@@ -600,9 +600,12 @@ def apply_result(
     )
 
 
-def inquire(invoice: Invoice) -> TransactionResult | None:
+def inquire(invoice: Invoice, *, within: float | None = None) -> TransactionResult | None:
     """The bank's word on ``invoice``, logged against it; ``None`` when the bank has no
     payment with its transaction id. Changes nothing.
+
+    ``within``: seconds for all tries together, when a customer is waiting (see
+    :func:`customer_wait`); by default the client's timeouts and retries, for background work.
 
     A saved-card payment is asked about with ``/api/check``, every other with the inquiry.
     Raises the gateway's errors when the bank cannot be reached or answers badly.
@@ -611,8 +614,8 @@ def inquire(invoice: Invoice) -> TransactionResult | None:
     try:
         with bank.about(invoice.pk):
             if invoice.method == Method.SAVED_CARD:
-                return client.check(invoice.transaction_id)
-            return client.inquiry(invoice.transaction_id)
+                return client.check(invoice.transaction_id, within=within)
+            return client.inquiry(invoice.transaction_id, within=within)
     except PaymentNotFound:
         return None
 
@@ -623,8 +626,10 @@ def refresh(
     source: str,
     message: BankMessage | None = None,
     record: Record | None = None,
+    within: float | None = None,
 ) -> Change:
-    """Ask the bank about ``invoice`` and apply the answer.
+    """Ask the bank about ``invoice`` (within ``within`` seconds, see :func:`inquire`) and
+    apply the answer.
 
     The inquiry's log row is written with the status change, in its transaction (alone when
     nothing changes; at once when the call fails). Raises the gateway's errors when the bank
@@ -634,7 +639,7 @@ def refresh(
     """
     held = bank.HeldLog()
     with held.holding():
-        result = inquire(invoice)
+        result = inquire(invoice, within=within)
 
     def write(change: Change) -> None:
         held.write()
@@ -664,6 +669,7 @@ def refresh_if_due(
     message: BankMessage | None = None,
     record: Record | None = None,
     claims_paid: bool = False,
+    within: float | None = None,
 ) -> Change:
     """Like :func:`refresh`, but asks the bank about one invoice at most once per
     ``STATUS_CHECK_INTERVAL_SECONDS`` (shared by all hosts through the cache).
@@ -678,7 +684,14 @@ def refresh_if_due(
     if not bank_call_due(purpose, invoice.transaction_id):
         throttled = Change(invoice, invoice.status, invoice.status, "asked the bank moments ago")
         return _recorded(throttled, record)
-    return refresh(invoice, source=source, message=message, record=record)
+    return refresh(invoice, source=source, message=message, record=record, within=within)
+
+
+def customer_wait() -> float:
+    """How long a customer waits on the bank's answer, all tries together
+    (``CUSTOMER_WAIT_SECONDS``): beyond it the page says "confirming" and polls, and the
+    reconciler finishes the check."""
+    return conf.get().customer_wait_seconds
 
 
 def expire(invoice: Invoice, *, source: str) -> Change:
