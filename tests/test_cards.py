@@ -21,6 +21,7 @@ from django.template import Context, Template
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from golomt_payments import services
 from golomt_payments.checkout import sign_checkout
@@ -39,6 +40,7 @@ from golomt_payments.models import (
     Status,
 )
 from golomt_payments.sandbox.cards import Behaviour
+from golomt_payments.services.cards import DECLINE_COOL_DOWN
 from golomt_payments.testing.sandbox import BANK_URL, SandboxBank
 from tests.factories import CardTokenFactory, InvoiceFactory
 from tests.helpers import (
@@ -522,7 +524,44 @@ def test_a_saved_card_charge_under_way_is_the_answer_to_a_second_one(
     assert len(fake_bank.calls("/api/pay")) == 1
 
 
-def test_an_order_whose_saved_card_payment_failed_can_be_paid_again(
+def declined_for(invoice: Invoice, seconds: float) -> None:
+    """Let ``seconds`` pass since the bank declined ``invoice``."""
+    at = timezone.now() - timedelta(seconds=seconds)
+    Invoice.objects.filter(pk=invoice.pk).update(updated_at=at)
+
+
+@pytest.mark.parametrize("declines", ["declined", "turned_away"])
+def test_clicks_on_a_card_declined_moments_ago_answer_with_the_decline_and_charge_nothing(
+    fake_bank: FakeBank,
+    customer: AbstractBaseUser,
+    signal_log: SignalRecorder,
+    commit: Any,
+    declines: str,
+) -> None:
+    card = card_of(customer)
+    if declines == "declined":
+        fake_bank.pay(error_code="300")
+    else:
+        fake_bank.pay_refused()
+    fake_bank.pay()  # what a new charge would get: the test fails if one is sent
+    with commit():
+        declined = services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
+    declined_for(declined, DECLINE_COOL_DOWN.total_seconds() - 2)  # still cooling down
+
+    with commit():
+        clicks = [
+            services.charge_saved_card(card, amount=1000, reference="ORD-9") for _ in range(10)
+        ]
+
+    assert len(fake_bank.calls("/api/pay")) == 1
+    assert {(click.invoice.pk, click.created, click.invoice.status) for click in clicks} == {
+        (declined.pk, False, Status.FAILED)
+    }
+    assert Invoice.objects.count() == 1
+    assert signal_log.names().count("payment_failed") == 1
+
+
+def test_after_the_cool_down_the_declined_card_may_pay_the_order_again(
     fake_bank: FakeBank, customer: AbstractBaseUser
 ) -> None:
     card = card_of(customer)
@@ -530,9 +569,101 @@ def test_an_order_whose_saved_card_payment_failed_can_be_paid_again(
     fake_bank.pay()
 
     first = services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
+    declined_for(first, DECLINE_COOL_DOWN.total_seconds() + 1)
     again = services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
 
     assert (first.status, again.status) == (Status.FAILED, Status.PAID)
+    assert again.pk != first.pk
+    assert len(fake_bank.calls("/api/pay")) == 2
+
+
+def test_a_decline_holds_back_neither_another_card_nor_another_order_nor_another_amount(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    card, other_card = card_of(customer), card_of(customer, token="another-card")
+    fake_bank.pay(error_code="300")  # every charge is declined
+    services.pay_with_saved_card(card, amount=1000, reference="ORD-9")
+
+    others = [
+        services.charge_saved_card(card, amount=1000, reference="ORD-10"),
+        services.charge_saved_card(card, amount=900, reference="ORD-9"),  # the cart changed
+        services.charge_saved_card(other_card, amount=1000, reference="ORD-9"),
+    ]
+
+    assert [(other.created, other.invoice.status) for other in others] == [
+        (True, Status.FAILED)
+    ] * 3
+    assert len(fake_bank.calls("/api/pay")) == 4
+
+
+def test_a_decline_without_an_order_holds_nothing_back(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    card = card_of(customer)
+    fake_bank.pay(error_code="300")
+
+    first = services.pay_with_saved_card(card, amount=1000)  # no reference: an order of its own
+    second = services.pay_with_saved_card(card, amount=1000)
+
+    assert (first.status, second.status) == (Status.FAILED, Status.FAILED)
+    assert len(fake_bank.calls("/api/pay")) == 2
+
+
+def test_clicks_in_the_checkout_on_a_card_declined_moments_ago_show_the_decline(
+    fake_bank: FakeBank, customer: AbstractBaseUser, browser: Client
+) -> None:
+    card = card_of(customer)
+    fake_bank.pay(error_code="300")
+    payload = sign_checkout(amount=Decimal("25000"), reference="ORD-5")
+    form = {"payload": payload, "method": "token", "card": str(card.pk), "lang": "en"}
+    assert browser.post(CHECKOUT, form).status_code == 303
+    declined = Invoice.objects.get()
+
+    answers = [browser.post(CHECKOUT, form) for _ in range(10)]
+
+    outcome = reverse("golomt_payments:result", kwargs={"key": declined.key})
+    assert {(answer.status_code, answer["Location"]) for answer in answers} == {(303, outcome)}
+    assert len(fake_bank.calls("/api/pay")) == 1
+    page = browser.get(outcome).content.decode()
+    assert "Payment not completed" in page
+    assert "Картын хугацаа дууссан" in page  # the bank's words
+
+    declined_for(declined, DECLINE_COOL_DOWN.total_seconds() + 1)
+    after = browser.post(CHECKOUT, form)
+
+    assert after["Location"] != outcome
+    assert len(fake_bank.calls("/api/pay")) == 2
+
+
+def price_order(request: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The shop's API resolver here: every order costs 1000."""
+    return {"amount": Decimal("1000")}
+
+
+def test_api_clicks_on_a_card_declined_moments_ago_answer_with_the_declined_payment(
+    fake_bank: FakeBank, customer: AbstractBaseUser, settings: Any
+) -> None:
+    settings.GOLOMT_PAYMENTS = {**GOLOMT_PAYMENTS, "API_ORDER_RESOLVER": f"{__name__}.price_order"}
+    card, other_card = card_of(customer), card_of(customer, token="another-card")
+    fake_bank.pay(error_code="300")
+    api = APIClient()
+    api.force_authenticate(customer)
+
+    def click(pay_with: CardToken = card, order: str = "ORD-1") -> Any:
+        url = reverse("golomt_payments:api:card-pay", args=[pay_with.pk])
+        return api.post(url, {"order": order}, format="json")
+
+    declined = click()
+    clicks = [click() for _ in range(10)]
+
+    assert (declined.status_code, declined.json()["status"]) == (201, Status.FAILED)
+    assert {
+        (answer.status_code, answer.json()["key"], answer.json()["status"]) for answer in clicks
+    } == {(200, declined.json()["key"], Status.FAILED)}
+    assert len(fake_bank.calls("/api/pay")) == 1
+    assert click(other_card).status_code == 201
+    assert click(order="ORD-2").status_code == 201
+    assert len(fake_bank.calls("/api/pay")) == 3
 
 
 # --- adding a card without buying -----------------------------------------------------------

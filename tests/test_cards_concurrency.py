@@ -6,13 +6,19 @@ SQLite does not lock rows, so these run on PostgreSQL only (``DATABASE_URL``).
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
 
 from golomt_payments import services
+from golomt_payments.checkout import sign_checkout
 from golomt_payments.gateway import TransactionResult, parse_transaction_result
 from golomt_payments.models import (
     CardRegistration,
@@ -22,6 +28,7 @@ from golomt_payments.models import (
     Source,
     Status,
 )
+from golomt_payments.services import cards
 from tests.factories import CardTokenFactory, InvoiceFactory
 from tests.helpers import SECRET, CardSignalRecorder, FakeBank, result_body
 from tests.test_concurrency import THREADS, run_together
@@ -35,6 +42,12 @@ pytestmark = [
 ]
 
 TOKEN = "card-token-SECRET-1234"
+CLICKS = 10
+
+
+def price_order(request: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The shop's API resolver here: every order costs 1000."""
+    return {"amount": Decimal("1000")}
 
 
 @pytest.fixture
@@ -156,3 +169,96 @@ def test_a_card_removed_while_it_pays_is_either_charged_or_refused_never_both(
     assert CardToken.objects.get().is_active is False
     assert len(fake_bank.calls("/api/pay")) == (1 if outcome[0] == "paid" else 0)
     assert Invoice.objects.count() == (1 if outcome[0] == "paid" else 0)
+
+
+def test_ten_clicks_at_once_right_after_a_decline_charge_the_card_no_more(
+    fake_bank: FakeBank, customer: AbstractBaseUser
+) -> None:
+    card = CardTokenFactory(owner=customer, token=TOKEN)
+    fake_bank.pay(error_code="300")  # the card stays declined, however often it is charged
+    form = {
+        "payload": sign_checkout(amount=1000, reference="ORD-1"),
+        "method": "token",
+        "card": str(card.pk),
+    }
+    browsers = [Client() for _ in range(CLICKS + 1)]
+    for browser in browsers:
+        browser.force_login(customer)
+    assert browsers[0].post("/payments/checkout/", form).status_code == 303
+    declined = Invoice.objects.get()
+
+    def click(browser: Client) -> Any:
+        def job() -> tuple[int, str]:
+            response = browser.post("/payments/checkout/", form)
+            return response.status_code, response.get("Location", "")
+
+        return job
+
+    answers = run_together(*[click(browser) for browser in browsers[1:]])
+
+    assert len(fake_bank.calls("/api/pay")) == 1  # the decline's own, none more
+    outcome = reverse("golomt_payments:result", kwargs={"key": declined.key})
+    assert answers == [(303, outcome)] * CLICKS
+    assert list(Invoice.objects.values_list("pk", "status")) == [(declined.pk, Status.FAILED)]
+
+
+def test_clicks_that_go_on_while_the_bank_declines_the_card_charge_it_once(
+    fake_bank: FakeBank, customer: AbstractBaseUser, settings: Any
+) -> None:
+    settings.GOLOMT_PAYMENTS = {
+        **settings.GOLOMT_PAYMENTS,
+        "API_ORDER_RESOLVER": f"{__name__}.price_order",
+    }
+    card = CardTokenFactory(owner=customer, token=TOKEN)
+    fake_bank.pay(error_code="300", delay=0.2)  # each decline takes the bank a moment
+    api = APIClient()
+    api.force_authenticate(customer)
+
+    def click(after: float) -> Any:
+        def job() -> tuple[int, str]:
+            time.sleep(after)  # the clicks come over a second, across the bank's decline
+            response = api.post(
+                f"/payments/api/cards/{card.pk}/pay/", {"order": "ORD-1"}, format="json"
+            )
+            return response.status_code, response.json().get("key", "")
+
+        return job
+
+    answers = run_together(*[click(0.1 * i) for i in range(CLICKS)])
+
+    assert len(fake_bank.calls("/api/pay")) == 1
+    charge = Invoice.objects.get()
+    assert charge.status == Status.FAILED
+    assert sorted(code for code, _ in answers) == [200] * (CLICKS - 1) + [201]
+    assert {key for _, key in answers} == {str(charge.key)}
+
+
+def test_a_click_that_looks_for_a_decline_as_the_bank_declines_charges_nothing_more(
+    fake_bank: FakeBank, customer: AbstractBaseUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decline is looked for once the order is claimed, not before: a click whose look
+    comes just before the decline lets go of the order must not then claim it and charge."""
+    card = CardTokenFactory(owner=customer, token=TOKEN)
+    fake_bank.pay(error_code="300", delay=0.3)
+    look = cards._declined_moments_ago
+
+    def slow_look(*args: Any) -> Invoice | None:
+        found = look(*args)
+        time.sleep(0.3)  # the decline lands meanwhile
+        return found
+
+    monkeypatch.setattr(cards, "_declined_moments_ago", slow_look)
+
+    def click(after: float) -> Any:
+        def job() -> int:
+            time.sleep(after)
+            fresh = CardToken.objects.get(pk=card.pk)
+            return services.pay_with_saved_card(fresh, amount=1000, reference="ORD-1").pk
+
+        return job
+
+    invoices = run_together(click(0), click(0.45))
+
+    assert len(fake_bank.calls("/api/pay")) == 1
+    assert len(set(invoices)) == 1
+    assert Invoice.objects.get().status == Status.FAILED

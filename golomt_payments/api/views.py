@@ -421,7 +421,8 @@ class CardPayView(GolomtAPIView):
             "failed, or pending when the bank's answer was lost (ask GET payments/{key}/ "
             "later). One payment per order: while a payment of the order is under way (with "
             "any card, or on the bank's page), it is the answer (200) and nothing is charged; "
-            "a paid order is a 409."
+            "so is this card's payment of the order the bank declined in the last 30 seconds. "
+            "A paid order is a 409."
         ),
         request=OrderSerializer,
         parameters=[CARD_ID],
@@ -429,7 +430,10 @@ class CardPayView(GolomtAPIView):
             201: PaymentSerializer,
             200: OpenApiResponse(
                 PaymentSerializer,
-                description="The order's payment already under way; nothing was charged.",
+                description=(
+                    "The order's payment already under way, or this card's decline of moments "
+                    "ago; nothing was charged."
+                ),
             ),
             **BAD_INPUT,
             **NOT_ALLOWED,

@@ -10,6 +10,7 @@ full. Like invoices, cards are changed under a row lock and their signals sent a
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -73,6 +74,13 @@ UNFINISHED = "The card-saving page was not finished in time."
 
 #: What a token payment answers when the outcome is unknown: only ``/api/check`` can tell.
 _UNCLEAR = (BankUnreachable, BankServerError, BadResponse)
+
+#: How long after the bank declined a saved card for an order a new charge of that card for
+#: that order (and amount) answers with the decline instead of reaching the bank: a declined
+#: charge lets go of its order at once, and the clicks of an impatient customer must not each
+#: become a charge. Long enough for a burst of clicks queued behind busy workers, short enough
+#: for a customer who has just topped up the account.
+DECLINE_COOL_DOWN = timedelta(seconds=30)
 
 
 def active_cards(owner: AbstractBaseUser, *, account: str | None = None) -> QuerySet[CardToken]:
@@ -177,8 +185,8 @@ def pay_with_saved_card(
     metadata: dict[str, Any] | None = None,
     language: str | None = None,
 ) -> Invoice:
-    """The invoice of :func:`charge_saved_card`: the new charge, or the order's payment
-    already under way."""
+    """The invoice of :func:`charge_saved_card`: the new charge, the order's payment already
+    under way, or this card's decline of moments ago."""
     return charge_saved_card(
         card, amount=amount, reference=reference, metadata=metadata, language=language
     ).invoice
@@ -205,7 +213,9 @@ def charge_saved_card(
     customer opened and whose timer still runs) nothing is charged and that payment is
     returned (``created`` is ``False``);
     ``OrderAlreadyPaid`` once it is paid, ``OrderAmountChanged`` while one for another amount
-    is open. Raises :class:`CardRemoved` for a removed card and ``ValueError`` for a bad
+    is open. For :data:`DECLINE_COOL_DOWN` after the bank declined this card for the order and
+    amount, nothing is charged either and that declined invoice is returned (``created`` is
+    ``False``). Raises :class:`CardRemoved` for a removed card and ``ValueError`` for a bad
     amount.
     """
     settings = conf.get()
@@ -241,16 +251,30 @@ def charge_saved_card(
             locked = CardToken.objects.select_for_update().get(pk=card.pk)
             if not locked.is_active or not locked.token:
                 raise CardRemoved("this saved card was removed")
+            # Asked after the INSERT, which waited for the order's last charge to commit its
+            # outcome: a decline that let go of the order a moment ago is seen here.
+            declined = _declined_moments_ago(card, reference, invoice.amount) if reference else None
+            if declined is not None:
+                raise _Declined(declined)  # the new invoice is rolled back: nothing to charge
             token = locked.token
             return invoice
 
-    opened = payments.open_order(
-        account=card.account,
-        reference=reference,
-        amount=Decimal(amount_text),
-        method=Method.SAVED_CARD,
-        create=create,
-    )
+    try:
+        opened = payments.open_order(
+            account=card.account,
+            reference=reference,
+            amount=Decimal(amount_text),
+            method=Method.SAVED_CARD,
+            create=create,
+        )
+    except _Declined as declined:
+        logger.warning(
+            "Saved card #%s was declined for order %r moments ago (%s); not charged again",
+            card.pk,
+            reference,
+            declined.invoice.transaction_id,
+        )
+        return payments.Opened(declined.invoice, created=False)
     invoice = opened.invoice
     if not opened.created:
         logger.warning(
@@ -303,6 +327,32 @@ def charge_saved_card(
         )
     invoice.refresh_from_db()
     return opened
+
+
+class _Declined(Exception):
+    """The card was declined for the order moments ago (``invoice``): not charged again."""
+
+    def __init__(self, invoice: Invoice) -> None:
+        super().__init__(invoice.transaction_id)
+        self.invoice = invoice
+
+
+def _declined_moments_ago(card: CardToken, reference: str, amount: Decimal) -> Invoice | None:
+    """The card's latest charge for the order and amount that the bank declined within
+    :data:`DECLINE_COOL_DOWN`, if any."""
+    return (
+        Invoice.objects.filter(
+            account=card.account,
+            reference=reference,
+            card_token_id=card.pk,
+            method=Method.SAVED_CARD,
+            amount=amount,
+            status=Status.FAILED,
+            updated_at__gt=timezone.now() - DECLINE_COOL_DOWN,
+        )
+        .order_by("-updated_at")
+        .first()
+    )
 
 
 # --- adding a card without buying -------------------------------------------------------------
