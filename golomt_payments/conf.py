@@ -140,7 +140,8 @@ class GolomtSettings:
     push_requests_per_minute: int = 6000
     #: The longest a customer waits on the bank's inquiry (all tries together), in seconds.
     customer_wait_seconds: float = 3.0
-    #: A reconcile run asks about an invoice still open again after this many seconds.
+    #: An invoice a reconcile run asked about and left open, or whose bank did not answer,
+    #: is due again this many seconds later.
     reconcile_recheck_seconds: int = 30
     #: ``golomt_prune_messages`` removes raw messages older than this many days.
     message_retention_days: int = 90

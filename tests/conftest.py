@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 import responses
 from django.core.cache import cache
+from django.utils import timezone
 
-from tests.helpers import Clock, FakeBank, SignalRecorder
+from tests.helpers import Clock, FakeBank, Later, SignalRecorder
 
 REQUIRE_ALL = os.environ.get("GOLOMT_REQUIRE_ALL_TESTS") == "1"
 
@@ -54,6 +55,15 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     monkeypatch.setattr("django.core.cache.backends.base.time", fake)
     monkeypatch.setattr("django.core.cache.backends.locmem.time", fake)
     return clock
+
+
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> Later:
+    """Time as the app sees it (``timezone.now``), so a test can let a lease or a cool-down
+    run out: ``later.move(minutes=1)``."""
+    later = Later(timezone.now)
+    monkeypatch.setattr(timezone, "now", later.now)
+    return later
 
 
 @pytest.fixture(autouse=True)

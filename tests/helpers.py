@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -424,3 +426,20 @@ class Clock:
 
     def time(self) -> float:
         return time.time() + self.offset
+
+
+class Later:
+    """``django.utils.timezone.now`` moved ``offset`` on: the time every timestamp and lease of
+    the app is read against. ``move`` is safe from any thread."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+        self._lock = threading.Lock()
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return self._now() + self.offset
+
+    def move(self, **delta: float) -> None:
+        with self._lock:
+            self.offset += timedelta(**delta)

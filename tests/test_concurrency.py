@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ import pytest
 from django.core.cache import cache
 from django.db import DatabaseError, connection, connections, transaction
 from django.dispatch import Signal
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from golomt_payments import signals
@@ -35,7 +36,8 @@ from golomt_payments.models import (
 )
 from golomt_payments.services import Change, ReconcileSummary, apply_result, reconcile
 from tests.factories import InvoiceFactory
-from tests.helpers import SECRET, FakeBank, push_body, result_body, unpaid_body
+from tests.helpers import SECRET, FakeBank, Later, push_body, result_body, unpaid_body
+from tests.settings import GOLOMT_PAYMENTS
 
 pytestmark = [
     pytest.mark.postgres,
@@ -337,6 +339,43 @@ def test_two_reconcile_runs_at_once_ask_about_every_invoice_exactly_once(
         assert history(invoice) == []
         assert fresh(invoice).status == Status.PENDING
         assert fresh(invoice).reconcile_lease_until is not None
+
+
+def test_two_runs_whose_cool_downs_run_out_as_they_walk_never_ask_about_one_invoice_at_once(
+    fake_bank: FakeBank, later: Later
+) -> None:
+    """Every answer moves the app's clock on by the whole one-second cool-down, so an invoice
+    one run hands back is due again while the other still walks: the other may ask about it
+    again (each run once at most), but never while a run is still asking about it."""
+    invoices = [aged(15) for _ in range(RECONCILE_INVOICES)]
+    lock = threading.Lock()
+    asking: set[str] = set()
+    at_once: list[str] = []
+    asked: Counter[str] = Counter()
+
+    def reply(request: Any) -> tuple[int, dict[str, str], str]:
+        tx = json.loads(request.body)["transactionId"]
+        with lock:
+            if tx in asking:
+                at_once.append(tx)
+            asking.add(tx)
+            asked[tx] += 1
+        time.sleep(0.005)
+        later.move(seconds=1)
+        with lock:
+            asking.discard(tx)
+        return 200, {}, json.dumps(unpaid_body(tx))
+
+    fake_bank.inquiry_reply(reply)
+
+    with override_settings(GOLOMT_PAYMENTS={**GOLOMT_PAYMENTS, "RECONCILE_RECHECK_SECONDS": 1}):
+        summaries = run_together(*[lambda: reconcile(concurrency=4, batch_size=5)] * 2)
+
+    assert at_once == []
+    assert set(asked) == {invoice.transaction_id for invoice in invoices}
+    assert max(asked.values()) <= 2  # once per run at most
+    assert sum(s.checked for s in summaries) == sum(asked.values())
+    assert all(s.checked == s.unchanged for s in summaries)
 
 
 def test_pushes_a_redirect_and_a_reconcile_run_at_once_pay_once(

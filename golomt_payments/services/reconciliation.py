@@ -5,11 +5,17 @@ notifications the shop was owed and never received.
 Several hosts may run it at once. A run claims a small batch of due invoices in one short
 transaction (``SELECT … FOR UPDATE SKIP LOCKED``, then a lease written on those rows), commits,
 and only then asks the bank: no row lock is ever held during a bank call. Other runs skip a
-leased invoice until its lease runs out. The lease is left to run out rather than released, so
-a run still walking the table cannot ask about the same invoice again moments later.
+leased invoice until its lease runs out. The lease is sized for the worst case (the calls
+queued before the invoice's and its own all timing out), but it only has to last while the run
+holds the invoice: once the bank has been asked, an invoice still open, or whose bank did not
+answer, gets a short cool-down instead (``RECONCILE_RECHECK_SECONDS``), so the next run a
+minute later asks again. A declined invoice whose page has closed gets a lease past the window
+it is asked about in (it is asked once); a paid or expired one leaves the claimable set by its
+status. Only the run's own lease is replaced, never one another run took after it ran out.
 
 Invoices are read one batch at a time in id order (keyset pagination), so memory stays flat
-however many are open.
+however many are open, and a run never comes back to an invoice it has passed, even one whose
+cool-down ran out while it walked on.
 """
 
 from __future__ import annotations
@@ -127,6 +133,8 @@ class _Plan:
     #: A lease that outlasts the window a declined invoice is asked about in.
     window_closed: datetime
     lease: timedelta
+    #: How long after it was asked an invoice still open, or whose bank did not answer, waits.
+    recheck: timedelta
     stuck_after: timedelta
 
 
@@ -160,7 +168,9 @@ def reconcile(
     bank and reports what would change, changing nothing (the inquiries are still logged).
     ``progress`` is called with the number of invoices done so far, from the calling thread.
     ``batch_size`` invoices are claimed at a time (default twice ``concurrency``, at least 10),
-    each for ``lease_seconds`` (default: long enough even if every bank call times out).
+    each for ``lease_seconds`` (default: long enough even if every bank call times out); once
+    asked, an invoice still open, or whose bank did not answer, is due again after
+    ``RECONCILE_RECHECK_SECONDS``.
 
     Call it outside a transaction: inside one, the claims would stay locked and invisible to
     other runs until it commits. Raises ImproperlyConfigured for an unknown or unconfigured
@@ -263,6 +273,7 @@ def _plan(
         expire_before=now - timer - timedelta(minutes=settings.reconcile_grace_minutes),
         window_closed=now + timer + timedelta(minutes=settings.reconcile_grace_minutes),
         lease=lease,
+        recheck=timedelta(seconds=settings.reconcile_recheck_seconds),
         stuck_after=max(STUCK_AFTER, timedelta(seconds=call)),
     )
 
@@ -339,9 +350,12 @@ def _claim(plan: _Plan, after: int, size: int) -> list[Invoice]:
             .order_by("pk")[:size]
         )
         if batch:
+            until = now + plan.lease
             Invoice.objects.filter(pk__in=[invoice.pk for invoice in batch]).update(
-                reconcile_lease_until=now + plan.lease
+                reconcile_lease_until=until
             )
+            for invoice in batch:  # what :func:`_hand_back` tells this run's lease by
+                invoice.reconcile_lease_until = until
     return batch
 
 
@@ -362,22 +376,44 @@ def _due_batches(plan: _Plan, size: int, limit: int | None) -> Iterator[list[Inv
 
 
 def _settle(invoice: Invoice, *, plan: _Plan) -> str:
-    """Ask the bank about one claimed invoice and apply what it says."""
+    """Ask the bank about one claimed invoice, apply what it says, and hand the invoice back
+    with the lease its outcome calls for (one UPDATE; none for a paid or expired one, which
+    leaves the claimable set by its status)."""
     try:
         change = refresh(invoice, source=Source.RECONCILE)
     except GolomtError as exc:
         logger.info("Reconcile: the bank did not answer for %s: %s", invoice.transaction_id, exc)
+        _hand_back(invoice, _recheck_at(plan))
         return UNREACHABLE
-    if change.changed:
-        return PAID if change.new_status == Status.PAID else FAILED
+    if change.changed and change.new_status == Status.PAID:
+        return PAID
     if invoice.status == Status.FAILED:
-        # Its page has closed and the bank still says declined: never asked again.
-        Invoice.objects.filter(pk=invoice.pk).update(reconcile_lease_until=plan.window_closed)
-        return UNCHANGED
+        # Declined, now or again. Once its page has closed that is the bank's last word: never
+        # asked again. Before, it is due again once the page has closed (see _claimable).
+        page_closed = invoice.created_at < plan.retry_due_before
+        _hand_back(invoice, plan.window_closed if page_closed else _recheck_at(plan))
+        return FAILED if change.changed else UNCHANGED
     no_payment = change.unknown_to_bank or _has_no_payment(invoice, change.result)
-    if no_payment and _past_grace(invoice, plan):
-        return EXPIRED if expire(invoice, source=Source.RECONCILE).changed else UNCHANGED
+    if (
+        no_payment
+        and _past_grace(invoice, plan)
+        and expire(invoice, source=Source.RECONCILE).changed
+    ):
+        return EXPIRED
+    _hand_back(invoice, _recheck_at(plan))
     return UNCHANGED
+
+
+def _recheck_at(plan: _Plan) -> datetime:
+    return timezone.now() + plan.recheck
+
+
+def _hand_back(invoice: Invoice, until: datetime) -> None:
+    """Replace this run's lease on ``invoice`` by ``until``; a lease another run took since
+    (this run's ran out) is left alone."""
+    Invoice.objects.filter(
+        pk=invoice.pk, reconcile_lease_until=invoice.reconcile_lease_until
+    ).update(reconcile_lease_until=until)
 
 
 def _inspect(invoice: Invoice, *, plan: _Plan) -> str:
