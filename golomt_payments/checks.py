@@ -62,4 +62,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="golomt_payments.W001",
             )
         )
+    messages.extend(_check_cache())
     return messages
+
+
+#: Cache backends that count nothing: every limit and "ask the bank at most once per
+#: interval" would let everything through.
+_NO_CACHE = "django.core.cache.backends.dummy.DummyCache"
+
+
+def _check_cache() -> list[CheckMessage]:
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if backend != _NO_CACHE:
+        return []
+    return [
+        Warning(
+            "The default cache is DummyCache: golomt_payments' per-address limits and its "
+            "once-per-interval bank inquiries count nothing, so they let everything through.",
+            hint="Use a real cache, shared by every host (Redis, Memcached, the database).",
+            id="golomt_payments.W004",
+        )
+    ]

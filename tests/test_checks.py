@@ -141,3 +141,10 @@ def test_errors_stop_manage_py_check_and_can_be_silenced_one_by_one() -> None:
         assert unsilenced() == ["golomt_payments.E002"]
         with override_settings(SILENCED_SYSTEM_CHECKS=["golomt_payments.E002"]):
             assert unsilenced() == []
+
+
+def test_a_cache_that_counts_nothing_is_w004() -> None:
+    dummy = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    with override_settings(CACHES=dummy):
+        assert ids(GOLOMT_PAYMENTS) == ["golomt_payments.W004"]
+    assert ids(GOLOMT_PAYMENTS) == []  # the tests' local-memory cache counts
