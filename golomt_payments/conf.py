@@ -62,6 +62,7 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "CLIENT_REQUESTS_PER_MINUTE",
     "PUSH_REQUESTS_PER_MINUTE",
     "CUSTOMER_WAIT_SECONDS",
+    "PUSH_CONFIRM_SECONDS",
     "RECONCILE_RECHECK_SECONDS",
     "MESSAGE_RETENTION_DAYS",
 }
@@ -140,6 +141,9 @@ class GolomtSettings:
     push_requests_per_minute: int = 6000
     #: The longest a customer waits on the bank's inquiry (all tries together), in seconds.
     customer_wait_seconds: float = 3.0
+    #: The longest the inquiry that confirms a push may take, all tries together: beyond it
+    #: the bank is answered 503 and sends the push again.
+    push_confirm_seconds: float = 10.0
     #: An invoice a reconcile run asked about and left open, or whose bank did not answer,
     #: is due again this many seconds later.
     reconcile_recheck_seconds: int = 30
@@ -394,6 +398,7 @@ def build(raw: Any) -> GolomtSettings:
         client_requests_per_minute=_int(raw, "CLIENT_REQUESTS_PER_MINUTE", 300, 1),
         push_requests_per_minute=_int(raw, "PUSH_REQUESTS_PER_MINUTE", 6000, 1),
         customer_wait_seconds=_float(raw, "CUSTOMER_WAIT_SECONDS", 3.0),
+        push_confirm_seconds=_float(raw, "PUSH_CONFIRM_SECONDS", 10.0),
         reconcile_recheck_seconds=_int(raw, "RECONCILE_RECHECK_SECONDS", 30, 1),
         message_retention_days=_int(raw, "MESSAGE_RETENTION_DAYS", 90, 1),
     )

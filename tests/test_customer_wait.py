@@ -13,13 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
 
 from golomt_payments import bank, services
 from golomt_payments.gateway import BankServerError, BankTimeout, GolomtClient
 from golomt_payments.models import BankMessage, Direction, MessageKind, Outcome, Source, Status
 from tests.factories import InvoiceFactory
-from tests.helpers import BEARER, SECRET, result_body
+from tests.helpers import BEARER, SECRET, push_body, result_body
 from tests.settings import GOLOMT_PAYMENTS
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +173,37 @@ def test_a_deadline_must_be_positive(within: Any) -> None:
     client = GolomtClient(base_url="http://127.0.0.1:9", bearer_token=BEARER, secret=SECRET)
     with pytest.raises(ValueError, match="within"):
         client.inquiry("T1", within=within)
+
+
+def test_a_push_holds_its_thread_no_longer_than_its_own_deadline(slow_bank: SlowBank) -> None:
+    """The bank's push is confirmed by an inquiry within ``PUSH_CONFIRM_SECONDS``; beyond it the
+    bank is answered 503 (it sends the push again) and the push is kept for a replay."""
+    slow_bank.delay = 3
+    invoice = InvoiceFactory()
+    body = json.dumps(push_body(invoice.transaction_id))
+
+    with override_settings(
+        GOLOMT_PAYMENTS={**settings.GOLOMT_PAYMENTS, "PUSH_CONFIRM_SECONDS": 0.5}
+    ):
+        response, took = timed(
+            lambda: Client().post("/payments/push/", body, content_type="application/json")
+        )
+
+    assert took < 1.5
+    assert response.status_code == 503
+    message = BankMessage.objects.get(direction=Direction.INBOUND, kind=MessageKind.PUSH)
+    assert message.outcome == Outcome.FAILED
+    invoice.refresh_from_db()
+    assert invoice.status == Status.PENDING
+
+
+def test_a_push_confirmed_in_time_pays(slow_bank: SlowBank) -> None:
+    slow_bank.delay = 0.1
+    invoice = InvoiceFactory()
+    body = json.dumps(push_body(invoice.transaction_id))
+
+    response = Client().post("/payments/push/", body, content_type="application/json")
+
+    assert response.status_code == 200
+    invoice.refresh_from_db()
+    assert invoice.status == Status.PAID

@@ -448,7 +448,13 @@ def process_push(message: BankMessage) -> PushReply:
     record = finisher(message, invoice=invoice, checksum_valid=True)
     try:
         if settings.confirm_push_with_inquiry:
-            change = refresh(invoice, source=Source.PUSH, message=message, record=record)
+            change = refresh(
+                invoice,
+                source=Source.PUSH,
+                message=message,
+                record=record,
+                within=settings.push_confirm_seconds,
+            )
         else:
             change = apply_result(
                 invoice, result, source=Source.PUSH, message=message, record=record
