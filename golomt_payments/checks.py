@@ -62,6 +62,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="golomt_payments.W001",
             )
         )
+    if "*" in settings.ALLOWED_HOSTS and not golomt.callback_base_url:
+        messages.append(
+            Error(
+                "ALLOWED_HOSTS allows any host and GOLOMT_PAYMENTS['CALLBACK_BASE_URL'] is not "
+                "set: the app cannot tell which hosts are this site's, so it sends the bank no "
+                "return address and refuses every payment.",
+                hint="Set CALLBACK_BASE_URL to the shop's public address (https://…), or list "
+                "the shop's hosts in ALLOWED_HOSTS.",
+                id="golomt_payments.E003",
+            )
+        )
     messages.extend(_check_cache())
     return messages
 

@@ -59,7 +59,8 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "API_AUTHENTICATION_CLASSES",
     "API_ORDER_RESOLVER",
     "API_THROTTLE_RATE",
-    "CLIENT_REQUESTS_PER_MINUTE",
+    "RETURN_REQUESTS_PER_MINUTE",
+    "POLL_REQUESTS_PER_MINUTE",
     "PUSH_REQUESTS_PER_MINUTE",
     "CUSTOMER_WAIT_SECONDS",
     "PUSH_CONFIRM_SECONDS",
@@ -134,8 +135,10 @@ class GolomtSettings:
     #: Requests per client address to the API's payment and card endpoints, in DRF's rate
     #: format (``"60/min"``); counted before authentication. ``None``: no throttle.
     api_throttle_rate: str | None = "60/min"
-    #: Requests per minute one client address may make to the return, status and result pages.
-    client_requests_per_minute: int = 300
+    #: Returns from the bank's pages (payment and card) per minute from one client address.
+    return_requests_per_minute: int = 300
+    #: Status polls and result pages (the app's and the API's) per minute from one address.
+    poll_requests_per_minute: int = 1200
     #: Push notifications per minute from one address when ``PUSH_ALLOWED_IPS`` is empty (an
     #: address on the allow-list is never throttled).
     push_requests_per_minute: int = 6000
@@ -395,7 +398,8 @@ def build(raw: Any) -> GolomtSettings:
         api_authentication_classes=_classes(raw, "API_AUTHENTICATION_CLASSES", None),
         api_order_resolver=_resolver(raw),
         api_throttle_rate=_rate(raw),
-        client_requests_per_minute=_int(raw, "CLIENT_REQUESTS_PER_MINUTE", 300, 1),
+        return_requests_per_minute=_int(raw, "RETURN_REQUESTS_PER_MINUTE", 300, 1),
+        poll_requests_per_minute=_int(raw, "POLL_REQUESTS_PER_MINUTE", 1200, 1),
         push_requests_per_minute=_int(raw, "PUSH_REQUESTS_PER_MINUTE", 6000, 1),
         customer_wait_seconds=_float(raw, "CUSTOMER_WAIT_SECONDS", 3.0),
         push_confirm_seconds=_float(raw, "PUSH_CONFIRM_SECONDS", 10.0),

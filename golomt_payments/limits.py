@@ -4,6 +4,8 @@ address may make per minute (counted in the shared cache, so every host sees one
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
 
 #: Bytes read from the request stream at a time.
 _CHUNK = 64 * 1024
@@ -80,17 +84,67 @@ def _hashed(read: Callable[[int], bytes], keep: int, cap: int, too_large: tuple[
     return Body(bytes(kept), size, digest.hexdigest())
 
 
-def over_limit(scope: str, address: str | None, per_minute: int) -> int:
-    """Count one request from ``address`` in the current minute; return by how many requests
-    it is over ``per_minute`` (0: within). One cache operation in the common case."""
-    key = f"golomt_payments:rate:{scope}:{address or '-'}:{int(time.time() // 60)}"
+@dataclass(frozen=True, slots=True)
+class Count:
+    """One request counted: by how many requests its address is over the limit (0: within),
+    and the seconds until the window's count starts again."""
+
+    over: int
+    retry_after: int
+
+
+#: Nothing counted: an address we cannot read, or a cache that cannot count right now.
+NOT_COUNTED = Count(0, 0)
+
+
+def rate_key(address: str | None) -> str | None:
+    """Whose count a request joins: an IPv4 address itself (also when a dual-stack socket shows
+    it as ``::ffff:a.b.c.d``), an IPv6 address by its /64 (one subscriber's whole network), or
+    ``None`` when there is no address to read."""
     try:
-        count = cache.incr(key)
-    except ValueError:  # the minute's first request
-        count = 1 if cache.add(key, 1, 120) else cache.incr(key)
-    return max(0, count - per_minute)
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
-def retry_after() -> int:
-    """Seconds until the current minute's count starts again."""
-    return 60 - int(time.time()) % 60
+def count_request(scope: str, address: str | None, limit: int, period: int = 60) -> Count:
+    """Count one request of ``address`` against ``limit`` per ``period`` seconds (a fixed
+    window, shared by every host through the cache). One cache operation in the common case.
+
+    Fails open, with a warning: for a request whose address cannot be read (a server on a unix
+    socket without ``TRUSTED_PROXY_COUNT``: counted together, one client would lock everybody
+    out) and when the cache cannot be reached (a limit is not worth a lost push).
+    """
+    key = rate_key(address)
+    if key is None:
+        _warn_once(
+            "unreadable-address",
+            "Requests without a readable client address are not "
+            "rate limited: set TRUSTED_PROXY_COUNT behind a proxy.",
+        )
+        return NOT_COUNTED
+    now = time.time()
+    window = f"golomt_payments:rate:{scope}:{key}:{period}:{int(now // period)}"
+    try:
+        try:
+            count = cache.incr(window)
+        except ValueError:  # the window's first request
+            count = 1 if cache.add(window, 1, period * 2) else cache.incr(window)
+    except Exception as exc:  # any cache backend's failure
+        logger.warning("Rate limit not counted: the cache failed (%s: %s)", type(exc).__name__, exc)
+        return NOT_COUNTED
+    return Count(max(0, count - limit), period - int(now) % period)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(topic: str, text: str) -> None:
+    if topic not in _warned:
+        _warned.add(topic)
+        logger.warning(text)

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, SuspiciousOperation, ValidationError
 from django.db import transaction
 from django.http import (
     Http404,
@@ -23,6 +23,7 @@ from django.http import (
     JsonResponse,
     QueryDict,
 )
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -70,8 +71,21 @@ def client_ip(request: HttpRequest) -> str | None:
         ]
         if len(forwarded) >= hops:
             remote = forwarded[-hops]
+    return _address(remote)
+
+
+def _address(text: str | None) -> str | None:
+    """An address as a proxy may write it (``203.0.113.7``, ``203.0.113.7:5678``,
+    ``[2001:db8::1]:443``), without its port; ``None`` when it is none."""
+    if not text:
+        return None
+    host = text
+    if text.startswith("["):
+        host = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        host = text.partition(":")[0]
     try:
-        return str(ipaddress.ip_address(remote)) if remote else None
+        return str(ipaddress.ip_address(host))
     except ValueError:
         return None
 
@@ -260,15 +274,14 @@ def _returned(request: HttpRequest) -> dict[str, Any]:
         body = limits.read_body(request, MAX_REDIRECT_BYTES)
         raw, size, sha256 = body.data, body.size, body.sha256
         if body.problem is None:
-            form = request.content_type in ("", "application/x-www-form-urlencoded")
-            params = QueryDict(raw, encoding=request.encoding) if form else request.POST
+            params = _fields(request, raw)
     else:
         raw = request.META.get("QUERY_STRING", "").encode("iso-8859-1", errors="replace")
         size, sha256 = len(raw), hashlib.sha256(raw).hexdigest()
         if size <= MAX_REDIRECT_BYTES:
-            params = request.GET
+            params = _fields(request, None)
     return {
-        "params": {key: params.get(key, "") for key in params},
+        "params": params,
         "raw": raw[:MAX_REDIRECT_BYTES],
         "size": size,
         "sha256": sha256,
@@ -278,27 +291,44 @@ def _returned(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def _throttled(json: bool = False, kind: str = "") -> Callable[[_View], _View]:
-    """At most ``CLIENT_REQUESTS_PER_MINUTE`` requests a minute from one client address, else
+def _fields(request: HttpRequest, form: bytes | None) -> dict[str, str]:
+    """The fields of a return (its query string, or its ``form`` body); none when they cannot
+    be read (an unknown charset, too many fields, a broken multipart body): the message is
+    still logged, and refused for want of an invoice."""
+    try:
+        if form is None:
+            fields: Mapping[str, str] = request.GET
+        elif request.content_type in ("", "application/x-www-form-urlencoded"):
+            fields = QueryDict(form, encoding=request.encoding)
+        else:
+            fields = request.POST
+        return {key: fields.get(key, "") for key in fields}
+    except (LookupError, UnicodeError, ValueError, SuspiciousOperation, MultiPartParserError):
+        return {}
+
+
+def _throttled(scope: str, json: bool = False, kind: str = "") -> Callable[[_View], _View]:
+    """At most ``RETURN_REQUESTS_PER_MINUTE`` (scope ``"return"``) or
+    ``POLL_REQUESTS_PER_MINUTE`` (``"poll"``) requests a minute from one client address, else
     429. The first refused request of a minute from a bank message endpoint (``kind``) is
     logged compactly (no body, no headers), the rest only counted."""
 
     def decorate(view: _View) -> _View:
         @wraps(view)
         def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            golomt = conf.get()
+            limit = (
+                golomt.return_requests_per_minute
+                if scope == "return"
+                else golomt.poll_requests_per_minute
+            )
             address = client_ip(request)
-            limit = conf.get().client_requests_per_minute
-            over = limits.over_limit("client", address, limit)
-            if not over:
+            count = limits.count_request(scope, address, limit)
+            if not count.over:
                 return view(request, *args, **kwargs)
             reason = f"throttled: over {limit} requests a minute from this address"
-            if over == 1:
-                logger.warning("%s from %s: %s", request.path, address, reason)
-                if kind:
-                    services.log_refused(
-                        kind, remote_addr=address, endpoint=request.path, reason=reason
-                    )
-            headers = {"Retry-After": str(limits.retry_after()), "Cache-Control": "no-store"}
+            _note_throttled(count, request.path, address, reason, kind)
+            headers = {"Retry-After": str(count.retry_after), "Cache-Control": "no-store"}
             if json:
                 return JsonResponse({"detail": reason}, status=429, headers=headers)
             response = _error_page(
@@ -316,10 +346,22 @@ def _throttled(json: bool = False, kind: str = "") -> Callable[[_View], _View]:
     return decorate
 
 
+def _note_throttled(
+    count: limits.Count, path: str, address: str | None, reason: str, kind: str
+) -> None:
+    """Log the first refused request of a window: a warning, and for a bank message endpoint
+    (``kind``) a compact row in the message log."""
+    if count.over != 1:
+        return
+    logger.warning("%s from %s: %s", path, address, reason)
+    if kind:
+        services.log_refused(kind, remote_addr=address, endpoint=path, reason=reason)
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @transaction.non_atomic_requests
-@_throttled(kind=MessageKind.REDIRECT)
+@_throttled("return", kind=MessageKind.REDIRECT)
 def bank_return(request: HttpRequest) -> HttpResponse:
     """Where the bank sends the browser back. Confirms with the bank, then shows the result.
 
@@ -367,7 +409,7 @@ def _may_redirect(request: HttpRequest, url: str) -> bool:
 
 
 @require_GET
-@_throttled()
+@_throttled("poll")
 def result(request: HttpRequest, key: str) -> HttpResponse:
     """Success, failure or "confirming your payment" for one invoice, addressed by its key."""
     invoice = get_object_or_404(Invoice, key=key)
@@ -391,7 +433,7 @@ def result(request: HttpRequest, key: str) -> HttpResponse:
 
 @require_GET
 @transaction.non_atomic_requests
-@_throttled(json=True)
+@_throttled("poll", json=True)
 def status(request: HttpRequest, key: str) -> HttpResponse:
     """A small JSON status for the confirming page's polling.
 
@@ -473,16 +515,12 @@ def _push_throttled(ip: str | None, path: str) -> Response | None:
     if services.push_from_allowed_address(ip):
         return None
     limit = conf.get().push_requests_per_minute
-    over = limits.over_limit("push", ip, limit)
-    if not over:
+    count = limits.count_request("push", ip, limit)
+    if not count.over:
         return None
     reason = f"throttled: over {limit} push notifications a minute from this address"
-    if over == 1:
-        logger.warning("Push from %s: %s", ip, reason)
-        services.log_refused(MessageKind.PUSH, remote_addr=ip, endpoint=path, reason=reason)
-    return Response(
-        {"detail": reason}, status=429, headers={"Retry-After": str(limits.retry_after())}
-    )
+    _note_throttled(count, path, ip, reason, MessageKind.PUSH)
+    return Response({"detail": reason}, status=429, headers={"Retry-After": str(count.retry_after)})
 
 
 push = transaction.non_atomic_requests(PushNotificationView.as_view())
@@ -554,7 +592,7 @@ def card_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @transaction.non_atomic_requests
-@_throttled(kind=MessageKind.REDIRECT)
+@_throttled("return", kind=MessageKind.REDIRECT)
 def card_return(request: HttpRequest) -> HttpResponse:
     """Where the bank's card-saving page sends the browser back: ask the bank for the token,
     then go to ``CARDS_URL`` (by default the customer's cards).

@@ -72,3 +72,12 @@ def empty_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def rate_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-address limits count in fixed windows of the clock: every test runs inside one
+    window (30 s into a minute), so no count starts again half-way through a test."""
+    monkeypatch.setattr(
+        "golomt_payments.limits.time", types.SimpleNamespace(time=lambda: 1_800_000_030.0)
+    )

@@ -864,6 +864,29 @@ def _throttled(response: Any) -> bool:
     return True
 
 
+def test_by_default_no_password_is_hashed_for_a_basic_header(
+    settings: Any, django_user_model: Any
+) -> None:
+    """DRF's default authentication, without BasicAuthentication: a Basic header costs no
+    password hash unless the shop names Basic in API_AUTHENTICATION_CLASSES."""
+    settings.PASSWORD_HASHERS = ["tests.test_api.CountingHasher"]
+    settings.REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.SessionAuthentication",
+            "rest_framework.authentication.BasicAuthentication",
+        ]
+    }
+    django_user_model.objects.create_user("dave", password=PASSWORD)
+    CountingHasher.hashed = 0
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=_basic("dave", PASSWORD))
+
+    response = client.get(reverse("golomt_payments:api:card-list"))
+
+    assert response.status_code == 403  # nobody authenticated: Session alone knows no header
+    assert CountingHasher.hashed == 0
+
+
 def test_a_client_over_the_rate_is_refused_before_any_password_is_hashed(
     settings: Any, django_user_model: Any
 ) -> None:
@@ -891,7 +914,7 @@ def test_every_endpoint_answers_429_with_retry_after_over_the_rate(
     fake_bank: FakeBank,
     schema: dict[str, Any],
 ) -> None:
-    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="1/min")
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="1/min", POLL_REQUESTS_PER_MINUTE=1)
     paths = [PAYMENTS, PAYMENT, CARDS, CARD, CARD_PAY, CARD_ADD, REGISTRATION]
     assert api.get(reverse("golomt_payments:api:card-list")).status_code == 200
     assert api.get(everything[1][1]).status_code == 200  # a payment's status: its own count
@@ -909,7 +932,7 @@ def test_every_endpoint_answers_429_with_retry_after_over_the_rate(
 def test_polling_a_payments_status_does_not_use_up_the_rate_of_the_other_endpoints(
     settings: Any, api: APIClient, user: Any, fake_bank: FakeBank
 ) -> None:
-    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="3/min")
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="3/min", POLL_REQUESTS_PER_MINUTE=3)
     invoice = InvoiceFactory(paid=True, owner=user)
     polls = [api.get(payment_url(invoice)).status_code for _ in range(4)]
     assert polls == [200, 200, 200, 429]
@@ -945,15 +968,31 @@ def test_behind_a_trusted_proxy_each_client_is_counted_by_its_forwarded_address(
     assert via_proxy("198.51.100.7, 203.0.113.2") == 429
 
 
-def test_requests_without_a_readable_address_share_one_count(settings: Any, user: Any) -> None:
+def test_requests_without_a_readable_address_are_not_counted(settings: Any, user: Any) -> None:
+    """Counted together they would let one client lock everybody out (a server on a unix
+    socket without TRUSTED_PROXY_COUNT gives no address at all)."""
     settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="1/min")
     url = reverse("golomt_payments:api:card-list")
     answers = []
-    for address in ("", "not an address"):
+    for address in ("", "not an address", "", "not an address"):
         client = APIClient(REMOTE_ADDR=address)
         client.force_authenticate(user)
         answers.append(client.get(url).status_code)
-    assert answers == [200, 429]
+    assert answers == [200] * 4
+
+
+def test_an_ipv6_client_is_counted_by_its_network(settings: Any, user: Any) -> None:
+    settings.GOLOMT_PAYMENTS = golomt(API_THROTTLE_RATE="2/min")
+    url = reverse("golomt_payments:api:card-list")
+    answers = []
+    for address in ("2001:db8:1:2::1", "2001:db8:1:2::ffff", "2001:db8:1:2:a:b:c:d"):
+        client = APIClient(REMOTE_ADDR=address)
+        client.force_authenticate(user)
+        answers.append(client.get(url).status_code)
+    assert answers == [200, 200, 429]
+    other_network = APIClient(REMOTE_ADDR="2001:db8:1:3::1")
+    other_network.force_authenticate(user)
+    assert other_network.get(url).status_code == 200
 
 
 def test_no_throttle_rate_lets_every_request_through(settings: Any, api: APIClient) -> None:

@@ -29,6 +29,10 @@ FOREIGN = [
     "https://shop.test.evil.example/",
     "https://evil.example\\@shop.test/",
     "https:///evil.example/",
+    "https://[x/",
+    "https://evil.com\uff03@shop.test/",
+    "https://shop.test\u2100evil.com/",
+    "https://evil.example/\x00",
 ]
 OURS = [
     "https://shop.test/app/paid",  # CALLBACK_BASE_URL's host
@@ -130,7 +134,17 @@ def test_allowed_hosts_patterns_cover_subdomains() -> None:
         services.check_callback("https://shop.example.evil/return/")
 
 
-def test_script_links_are_never_app_links() -> None:
-    for link in ("javascript:alert(1)", "data:text/html,x", "vbscript:x", "file:///etc"):
+def test_script_links_and_browser_schemes_are_never_app_links() -> None:
+    for link in (
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "vbscript:x",
+        "file:///etc",
+        "intent://x#Intent;S.browser_fallback_url=https%3A%2F%2Fevil.com;end",
+        "googlechromes://evil.com/",
+        "x-safari-https://evil.com",
+        "microsoft-edge-https://evil.com",
+        "firefox://open-url?url=https://evil.com",
+    ):
         with pytest.raises(services.CallbackRefused):
             services.check_callback(link, "MOBILE")

@@ -148,3 +148,12 @@ def test_a_cache_that_counts_nothing_is_w004() -> None:
     with override_settings(CACHES=dummy):
         assert ids(GOLOMT_PAYMENTS) == ["golomt_payments.W004"]
     assert ids(GOLOMT_PAYMENTS) == []  # the tests' local-memory cache counts
+
+
+def test_any_host_without_a_callback_base_url_is_e003() -> None:
+    without_base = {k: v for k, v in GOLOMT_PAYMENTS.items() if k != "CALLBACK_BASE_URL"}
+    with override_settings(ALLOWED_HOSTS=["*"]):
+        assert ids(without_base) == ["golomt_payments.E003"]
+        assert ids(without_base, debug=True) == ["golomt_payments.E003"]
+        assert ids(GOLOMT_PAYMENTS) == []  # CALLBACK_BASE_URL names this site
+    assert ids(without_base) == []  # the hosts are listed

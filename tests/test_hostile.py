@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import socket
+import types
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -43,9 +44,12 @@ def inbound(kind: str = MessageKind.PUSH) -> list[BankMessage]:
 
 
 def stored_bytes(message: BankMessage) -> int:
-    """What one log row keeps of what the sender controls."""
-    headers = sum(len(name) + len(value) for name, value in message.headers.items())
-    return len(message.body.encode()) + headers + len(message.endpoint) + len(message.error)
+    """What one log row keeps of what the sender controls, in bytes as stored (UTF-8 text,
+    headers as JSON)."""
+    return sum(
+        len(text.encode())
+        for text in (message.body, json.dumps(message.headers), message.endpoint, message.error)
+    )
 
 
 def golomt(**changes: Any) -> dict[str, Any]:
@@ -65,9 +69,9 @@ def test_a_huge_return_body_is_kept_cut_with_its_size_and_hash() -> None:
     assert message.cut is True
     assert message.body_bytes == len(body)
     assert message.body_sha256 == hashlib.sha256(body).hexdigest()
-    assert len(message.body.encode()) <= MAX_REDIRECT_BYTES
+    assert message.body == ""  # none of the bank's: only its size and hash
     assert message.outcome == Outcome.REJECTED
-    assert stored_bytes(message) < 30 * 1024
+    assert stored_bytes(message) < 2 * 1024
 
 
 def test_a_return_within_bounds_is_kept_whole(fake_bank: FakeBank) -> None:
@@ -93,7 +97,7 @@ def test_a_huge_query_string_is_cut_and_refused() -> None:
     assert response.status_code == 400
     (message,) = inbound(MessageKind.REDIRECT)
     assert message.cut and message.body_bytes == len(query)
-    assert len(message.body) <= MAX_REDIRECT_BYTES
+    assert message.body == ""
 
 
 @pytest.mark.parametrize("allow", [[], ["10.9.9.9"]], ids=["no allow-list", "outside it"])
@@ -108,9 +112,65 @@ def test_ninety_big_headers_are_kept_within_bounds(allow: list[str]) -> None:
     assert message.cut is True
     kept = {name: value for name, value in message.headers.items() if name != NOT_KEPT}
     assert all(len(value) <= MAX_HEADER_VALUE for value in kept.values())
-    assert sum(len(name) + len(value) for name, value in kept.items()) <= MAX_HEADERS
+    assert len(json.dumps(kept)) <= MAX_HEADERS + 2 * len(kept) + 2
     assert message.headers[NOT_KEPT].endswith("more headers")
-    assert stored_bytes(message) < 30 * 1024
+    assert stored_bytes(message) < 6 * 1024
+
+
+#: The worst a sender can make one row store (README: "On a hostile or slow day").
+PUSH_ROW_BOUND = 16 * 1024 + MAX_HEADERS + 2 * 1024 + 1024
+RETURN_ROW_BOUND = MAX_REDIRECT_BYTES + MAX_HEADERS + 2 * 1024 + 1024
+
+#: Header values that grow when stored: Latin-1 letters are escaped in JSON (six characters).
+LATIN = {f"HTTP_X_L{n}": "\xff" * 900 for n in range(60)}
+
+
+def test_the_worst_push_a_sender_can_make_stays_within_its_row_bound() -> None:
+    body = b"\xff" * (16 * 1024)  # not UTF-8: each byte would become a 3-byte U+FFFD
+
+    response = Client().post(PUSH, data=body, content_type="application/json", **LATIN)
+
+    assert response.status_code == 400
+    (message,) = inbound()
+    assert len(message.body.encode()) <= 16 * 1024
+    assert stored_bytes(message) <= PUSH_ROW_BOUND
+
+
+def test_the_worst_return_a_sender_can_make_stays_within_its_row_bound() -> None:
+    body = b"invoice=x&pad=" + b"\xff" * (MAX_REDIRECT_BYTES - 14)
+
+    response = Client().post(
+        RETURN, data=body, content_type="application/x-www-form-urlencoded", **LATIN
+    )
+
+    assert response.status_code == 400
+    (message,) = inbound(MessageKind.REDIRECT)
+    assert len(message.body.encode()) <= MAX_REDIRECT_BYTES
+    assert stored_bytes(message) <= RETURN_ROW_BOUND
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded; charset=base64",
+        "application/x-www-form-urlencoded; charset=no-such-codec",
+        "multipart/form-data; boundary=nothing-here",
+    ],
+)
+def test_a_return_whose_fields_cannot_be_read_is_logged_and_refused(content_type: str) -> None:
+    response = Client().generic("POST", RETURN, b"invoice=T1&x=%ff", content_type=content_type)
+
+    assert response.status_code == 400
+    (message,) = inbound(MessageKind.REDIRECT)
+    assert message.outcome == Outcome.REJECTED
+
+
+def test_a_return_with_too_many_fields_is_logged_and_refused() -> None:
+    query = "&".join(f"f{n}=1" for n in range(1200))[:MAX_REDIRECT_BYTES]
+    response = Client().get(f"{RETURN}?{query}&invoice=T1")
+
+    assert response.status_code == 400
+    assert len(inbound(MessageKind.REDIRECT)) == 1
 
 
 @pytest.mark.parametrize(
@@ -168,7 +228,7 @@ def test_a_valid_push_at_the_size_limit_is_verified_whole_and_processed(
 # --- per-address limits -------------------------------------------------------------------
 
 
-@override_settings(GOLOMT_PAYMENTS=golomt(CLIENT_REQUESTS_PER_MINUTE=3))
+@override_settings(GOLOMT_PAYMENTS=golomt(POLL_REQUESTS_PER_MINUTE=3))
 def test_status_polls_over_the_limit_get_429() -> None:
     invoice = InvoiceFactory(status=Status.PAID)
     url = f"/payments/status/{invoice.key}/"
@@ -183,7 +243,7 @@ def test_status_polls_over_the_limit_get_429() -> None:
     assert Client(REMOTE_ADDR="10.1.1.2").get(url).status_code == 200
 
 
-@override_settings(GOLOMT_PAYMENTS=golomt(CLIENT_REQUESTS_PER_MINUTE=2))
+@override_settings(GOLOMT_PAYMENTS=golomt(POLL_REQUESTS_PER_MINUTE=2))
 def test_result_page_over_the_limit_gets_429() -> None:
     invoice = InvoiceFactory()
     client = Client(REMOTE_ADDR="10.1.1.1")
@@ -191,7 +251,7 @@ def test_result_page_over_the_limit_gets_429() -> None:
     assert codes == [200, 200, 429]
 
 
-@override_settings(GOLOMT_PAYMENTS=golomt(CLIENT_REQUESTS_PER_MINUTE=2))
+@override_settings(GOLOMT_PAYMENTS=golomt(RETURN_REQUESTS_PER_MINUTE=2))
 def test_a_flood_of_returns_is_refused_and_logged_once_a_minute() -> None:
     client = Client(REMOTE_ADDR="10.1.1.1")
     codes = [client.post(RETURN, data={"invoice": "nope"}).status_code for _ in range(30)]
@@ -339,3 +399,61 @@ def test_streams_are_read_in_chunks_and_hashed_whole() -> None:
     body = _hashed(io.BytesIO(data).read, 100, 10**6, (413, "too large"))
     assert (body.data, body.size, body.problem) == (data[:100], len(data), (413, "too large"))
     assert body.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_cache_outage_never_costs_a_push(
+    fake_bank: FakeBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limits fail open when the cache cannot count: the push is logged and processed."""
+    invoice = InvoiceFactory()
+    fake_bank.inquiry(error_code="000")
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cache is down")
+
+    monkeypatch.setattr("golomt_payments.limits.cache.incr", down)
+    monkeypatch.setattr("golomt_payments.limits.cache.add", down)
+    response = Client().post(
+        PUSH, data=json.dumps(push_body(invoice.transaction_id)), content_type="application/json"
+    )
+
+    assert response.status_code == 200
+    assert len(inbound()) == 1
+    invoice.refresh_from_db()
+    assert invoice.status == Status.PAID
+
+
+@override_settings(GOLOMT_PAYMENTS=golomt(POLL_REQUESTS_PER_MINUTE=2))
+def test_one_ipv6_network_is_one_count() -> None:
+    invoice = InvoiceFactory(status=Status.PAID)
+    url = f"/payments/status/{invoice.key}/"
+    codes = [Client(REMOTE_ADDR=f"2001:db8:5:6::{n}").get(url).status_code for n in range(1, 4)]
+    assert codes == [200, 200, 429]
+    assert Client(REMOTE_ADDR="2001:db8:5:7::1").get(url).status_code == 200
+
+
+@override_settings(GOLOMT_PAYMENTS=golomt(POLL_REQUESTS_PER_MINUTE=1))
+def test_a_dual_stack_ipv4_sender_is_counted_as_itself() -> None:
+    invoice = InvoiceFactory(status=Status.PAID)
+    url = f"/payments/status/{invoice.key}/"
+    assert Client(REMOTE_ADDR="203.0.113.9").get(url).status_code == 200
+    assert Client(REMOTE_ADDR="::ffff:203.0.113.9").get(url).status_code == 429
+
+
+@override_settings(GOLOMT_PAYMENTS=golomt(POLL_REQUESTS_PER_MINUTE=1))
+def test_requests_without_a_readable_address_are_not_locked_out_together() -> None:
+    invoice = InvoiceFactory(status=Status.PAID)
+    url = f"/payments/status/{invoice.key}/"
+    codes = {Client(REMOTE_ADDR="").get(url).status_code for _ in range(5)}
+    assert codes == {200}
+
+
+def test_the_count_starts_again_with_the_next_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from golomt_payments import limits
+
+    now = [1_800_000_000.0 + 59]
+    monkeypatch.setattr(limits, "time", types.SimpleNamespace(time=lambda: now[0]))
+    assert limits.count_request("t", "203.0.113.1", 1) == limits.Count(0, 1)
+    assert limits.count_request("t", "203.0.113.1", 1) == limits.Count(1, 1)
+    now[0] += 1
+    assert limits.count_request("t", "203.0.113.1", 1) == limits.Count(0, 60)

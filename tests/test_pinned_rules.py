@@ -809,7 +809,7 @@ class TestAllowListWithoutSenderAddress:
         assert status_of(invoice) == Status.PENDING
         assert len(fake_bank.mock.calls) == 0
 
-    @pytest.mark.parametrize("forwarded", ["unknown", "203.0.113.7:443", "_hidden"])
+    @pytest.mark.parametrize("forwarded", ["unknown", "203.0.113:443", "_hidden", "[nope]:1"])
     def test_push_whose_forwarded_address_is_not_an_address_is_refused(
         self, bank_sender: Client, fake_bank: FakeBank, forwarded: str
     ) -> None:
@@ -826,6 +826,24 @@ class TestAllowListWithoutSenderAddress:
 
         assert response.status_code == 403
         assert status_of(invoice) == Status.PENDING
+
+    @pytest.mark.parametrize("forwarded", ["203.0.113.7:443", "[::ffff:203.0.113.7]:443"])
+    def test_a_forwarded_address_with_its_port_is_read_without_it(
+        self, bank_sender: Client, fake_bank: FakeBank, forwarded: str
+    ) -> None:
+        invoice = InvoiceFactory()
+        fake_bank.inquiry(error_code="000")
+
+        with allow_list(TRUSTED_PROXY_COUNT=1):
+            response = send_push(
+                bank_sender,
+                push_body(invoice.transaction_id),
+                REMOTE_ADDR="10.0.0.1",
+                HTTP_X_FORWARDED_FOR=forwarded,
+            )
+
+        assert response.status_code == 200
+        assert status_of(invoice) == Status.PAID
 
     @pytest.mark.parametrize("remote", [None, ""])
     def test_push_service_without_an_address_is_refused(

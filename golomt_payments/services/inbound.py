@@ -61,12 +61,13 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x
 
 # What one inbound message may store, whatever it carried (the README's reliability table).
 #: Bytes of a redirect's body or query string (a push keeps up to ``MAX_PUSH_BYTES``).
-MAX_REDIRECT_BYTES = 16 * 1024
+MAX_REDIRECT_BYTES = 4 * 1024
 #: Characters of one header's name and of its value.
 MAX_HEADER_NAME = 100
 MAX_HEADER_VALUE = 1024
-#: Characters of all header names and values together.
-MAX_HEADERS = 8 * 1024
+#: Characters of all header names and values together, as JSON writes them (a character
+#: outside ASCII counts as its escape, ``\u00ff``).
+MAX_HEADERS = 4 * 1024
 #: Characters of the endpoint (the request's path).
 MAX_ENDPOINT = 200
 #: The largest body size recorded (a declared ``Content-Length`` may say anything).
@@ -114,13 +115,17 @@ def bounded_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], bool]:
     kept: dict[str, str] = {}
     used, dropped, cut = 0, 0, False
     for name, value in clean_headers(headers).items():
-        short_name, short_value = name[:MAX_HEADER_NAME], value[:MAX_HEADER_VALUE]
+        short_name, short_value = (
+            storable(name[:MAX_HEADER_NAME]),
+            storable(value[:MAX_HEADER_VALUE]),
+        )
         cut = cut or (short_name, short_value) != (name, value)
-        if dropped or used + len(short_name) + len(short_value) > MAX_HEADERS:
+        cost = len(json.dumps(short_name)) + len(json.dumps(short_value))
+        if dropped or used + cost > MAX_HEADERS:
             dropped += 1
             continue
-        kept[storable(short_name)] = storable(short_value)
-        used += len(short_name) + len(short_value)
+        kept[short_name] = short_value
+        used += cost
     if dropped:
         kept[NOT_KEPT] = f"{dropped} more headers"
     return kept, cut or bool(dropped)
@@ -148,7 +153,7 @@ def log_inbound(
     return BankMessage.objects.create(
         direction=Direction.INBOUND,
         kind=kind,
-        body=storable(data[:limit].decode("utf-8", errors="replace")),
+        body=_stored_text(data, limit),
         body_bytes=min(size, MAX_RECORDED_SIZE),
         body_sha256=sha256,
         cut=headers_cut or size > min(len(data), limit) or len(endpoint) > MAX_ENDPOINT,
@@ -156,6 +161,15 @@ def log_inbound(
         remote_addr=_address(remote_addr),
         endpoint=storable(endpoint[:MAX_ENDPOINT]),
     )
+
+
+def _stored_text(data: bytes, limit: int) -> str:
+    """At most ``limit`` bytes of ``data`` as text of at most ``limit`` bytes in UTF-8: what is
+    not UTF-8 becomes U+FFFD (three bytes each), so it is cut again once decoded. Valid UTF-8
+    within the limit (every push we verify) is kept exactly."""
+    text = storable(data[:limit].decode("utf-8", errors="replace"))
+    encoded = text.encode("utf-8")
+    return encoded[:limit].decode("utf-8", errors="ignore") if len(encoded) > limit else text
 
 
 def _address(remote_addr: str | None) -> str | None:
@@ -247,16 +261,24 @@ def _log_redirect(
     endpoint: str,
     size: int | None,
     sha256: str,
-) -> BankMessage:
-    return log_inbound(
+) -> tuple[BankMessage, bool]:
+    """Log a redirect; whether it is refused for its size. One larger than
+    :data:`MAX_REDIRECT_BYTES` is none of the bank's: logged compactly (its size and SHA-256,
+    no body), refused."""
+    too_large = (len(raw) if size is None else size) > MAX_REDIRECT_BYTES
+    message = log_inbound(
         MessageKind.REDIRECT,
         raw,
         headers=headers,
         remote_addr=remote_addr,
         endpoint=endpoint,
+        limit=0 if too_large else MAX_REDIRECT_BYTES,
         size=size,
         sha256=sha256,
     )
+    if too_large:
+        finish(message, Outcome.REJECTED, error=f"larger than {MAX_REDIRECT_BYTES} bytes")
+    return message, too_large
 
 
 def receive_redirect(
@@ -271,12 +293,11 @@ def receive_redirect(
 ) -> RedirectResult:
     """Log the redirect as it came (``raw``: query string or form body), find its invoice and
     ask the bank; the redirect's own status code is only a hint. One larger than
-    :data:`MAX_REDIRECT_BYTES` is none of the bank's: logged cut, refused."""
-    message = _log_redirect(raw, headers, remote_addr, endpoint, size, sha256)
-    transaction_id = params.get("invoice", "")
-    if message.cut and message.body_bytes and message.body_bytes > MAX_REDIRECT_BYTES:
-        finish(message, Outcome.REJECTED, error=f"larger than {MAX_REDIRECT_BYTES} bytes")
+    :data:`MAX_REDIRECT_BYTES` is refused (see :func:`_log_redirect`)."""
+    message, too_large = _log_redirect(raw, headers, remote_addr, endpoint, size, sha256)
+    if too_large:
         return RedirectResult(None)
+    transaction_id = params.get("invoice", "")
     if not is_valid_transaction_id(transaction_id):
         finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
         return RedirectResult(None)
@@ -319,11 +340,10 @@ def receive_card_return(
 ) -> CardReturn:
     """Log the redirect from the card-saving page as it came, find its registration and ask
     the bank for the token (``invoice`` is our transactionId; the rest is only a hint)."""
-    message = _log_redirect(raw, headers, remote_addr, endpoint, size, sha256)
-    transaction_id = params.get("invoice", "")
-    if message.cut and message.body_bytes and message.body_bytes > MAX_REDIRECT_BYTES:
-        finish(message, Outcome.REJECTED, error=f"larger than {MAX_REDIRECT_BYTES} bytes")
+    message, too_large = _log_redirect(raw, headers, remote_addr, endpoint, size, sha256)
+    if too_large:
         return CardReturn(None)
+    transaction_id = params.get("invoice", "")
     if not is_valid_transaction_id(transaction_id):
         finish(message, Outcome.REJECTED, error="missing or malformed invoice parameter")
         return CardReturn(None)

@@ -433,20 +433,46 @@ def _await_page(holder: Invoice) -> Invoice:
     raise OrderBusy(holder.reference, holder)
 
 
-#: Schemes an app link may never have: a browser is sent there, or it ends up in an ``href``.
-_SCRIPT_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
+#: Schemes an app link may never have: scripts and files (a browser is sent there, or it ends
+#: up in an ``href``), and the schemes that open a web browser on any host, which would step
+#: around ``ALLOWED_REDIRECT_HOSTS`` (Android intents, iOS and desktop browsers' own schemes).
+_NO_APP_SCHEMES = frozenset(
+    {
+        "javascript",
+        "data",
+        "vbscript",
+        "file",
+        "blob",
+        "intent",
+        "googlechrome",
+        "googlechromes",
+        "x-safari-http",
+        "x-safari-https",
+        "microsoft-edge",
+        "microsoft-edge-http",
+        "microsoft-edge-https",
+        "firefox",
+        "firefox-focus",
+        "opera-http",
+        "opera-https",
+        "brave",
+        "ftp",
+        "ws",
+        "wss",
+    }
+)
 
 
 def is_app_link(value: str) -> bool:
     """``value`` is a link a phone may open in an app (``myshop://payment-result``,
     ``socialpay-payment://key=…``): a scheme, something after it, printable, no spaces, and
-    never a script or data URL."""
+    never a script or data URL, nor a scheme that opens a web browser."""
     scheme, colon, rest = value.partition(":")
     return (
         bool(colon and rest and scheme[:1].isalpha())
         and scheme.isascii()
         and all(char.isalnum() or char in "+.-" for char in scheme)
-        and scheme.lower() not in _SCRIPT_SCHEMES
+        and scheme.lower() not in _NO_APP_SCHEMES
         and value.isprintable()
         and " " not in value
     )
@@ -471,14 +497,21 @@ def check_callback(callback_url: str, return_type: str | None = None) -> None:
 
 
 def _check_callback_host(url: str) -> None:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:  # ASCII only: a look-alike character may become "/", "#" or "@" once normalised
+        parts = urlsplit(url) if url.isascii() and url.isprintable() else None
+        host = (parts.hostname or "") if parts else ""
+    except ValueError:  # "https://[x/": no host at all
+        parts, host = None, ""
     if (
-        not host
+        parts is None
+        or not host
         or not url.lower().startswith(("https://", "http://"))
         or not url_has_allowed_host_and_scheme(url, allowed_hosts={parts.netloc})
     ):
-        raise CallbackRefused("callback_url must be an absolute http(s) URL")
+        raise CallbackRefused(
+            "callback_url must be an absolute http(s) URL in ASCII (an international host "
+            "name in its xn-- form)"
+        )
     golomt = conf.get()
     if parts.netloc in golomt.allowed_redirect_hosts:
         return
