@@ -180,7 +180,13 @@ def test_schema_says_what_a_callback_may_be(schema: dict[str, Any], component: s
     callback = schema["components"]["schemas"][component]["properties"]["callback"]
     assert (callback["type"], callback["format"], callback["maxLength"]) == ("string", "uri", 500)
     described = callback["description"]
-    for words in ("absolute http(s) URL", "this site", "ALLOWED_REDIRECT_HOSTS", "MOBILE"):
+    for words in (
+        "app's own scheme",
+        "https app link",
+        "this site",
+        "ALLOWED_REDIRECT_HOSTS",
+        "MOBILE",
+    ):
         assert words in described
     assert "myshop://" in described
 

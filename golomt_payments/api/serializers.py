@@ -46,11 +46,11 @@ class CallbackField(serializers.CharField):
         kwargs.setdefault(
             "help_text",
             _(
-                "Where the bank sends the payer when they are done: an absolute http(s) URL "
-                "on this site or on a host in the shop's ALLOWED_REDIRECT_HOSTS, or, with "
-                "return_type MOBILE, the app's deeplink (a URI with the app's own scheme, "
-                "e.g. myshop://payments/done). Without it the payer comes back to the shop's "
-                "return page."
+                "The app's link the bank opens when the payer is done (return_type MOBILE, "
+                "the default with a callback): a URI with the app's own scheme, e.g. "
+                "myshop://payments/done, or an https app link on this site or on a host in "
+                "the shop's ALLOWED_REDIRECT_HOSTS. Without it the payer comes back to the "
+                "shop's return page."
             ),
         )
         super().__init__(**kwargs)
@@ -127,11 +127,10 @@ class CardAddSerializer(serializers.Serializer[Any]):
     callback = CallbackField(
         required=False,
         help_text=_(
-            "Where the bank sends the customer when the card is saved: an absolute http(s) "
-            "URL on this site or on a host in the shop's ALLOWED_REDIRECT_HOSTS, or, with "
-            "return type MOBILE, the app's deeplink (a URI with the app's own scheme, e.g. "
-            "myshop://cards/added). Without it the browser returns to the shop's card return "
-            "page."
+            "The app's link the bank opens when the card is saved (return type MOBILE): a URI "
+            "with the app's own scheme, e.g. myshop://cards/added, or an https app link on "
+            "this site or on a host in the shop's ALLOWED_REDIRECT_HOSTS. Without it the "
+            "browser returns to the shop's card return page."
         ),
     )
 
