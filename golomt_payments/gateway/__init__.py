@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import checksum
 from .amounts import format_amount, parse_amount
-from .client import MAX_RESPONSE_TEXT, Exchange, GolomtClient
+from .client import MAX_RESPONSE_BYTES, MAX_RESPONSE_TEXT, Exchange, GolomtClient
 from .errors import (
     RETRYABLE,
     BadResponse,
@@ -37,6 +37,7 @@ from .messages import (
 )
 
 __all__ = [
+    "MAX_RESPONSE_BYTES",
     "MAX_RESPONSE_TEXT",
     "PAID",
     "RETRYABLE",

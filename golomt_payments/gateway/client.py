@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from typing import Any, Literal, TypeGuard, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError as TransportError
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util import Timeout
 
 from . import checksum
 from .amounts import format_amount
@@ -48,12 +52,23 @@ from .messages import (
     parse_transaction_result,
 )
 
-__all__ = ["MAX_RESPONSE_TEXT", "Exchange", "GolomtClient"]
+__all__ = ["MAX_RESPONSE_BYTES", "MAX_RESPONSE_TEXT", "Exchange", "GolomtClient"]
 
 logger = logging.getLogger(__name__)
 
 MAX_RESPONSE_TEXT = 64 * 1024
 """Characters of a response body kept in an :class:`Exchange`."""
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+"""Bytes of a response body read by a call with a deadline: the read stops there, and a 2xx
+answer that long is a :class:`BadResponse` (never fewer than :data:`MAX_RESPONSE_TEXT`
+characters, so the :class:`Exchange` keeps what it would keep of the whole body)."""
+
+# Bytes asked for per read of a body under a deadline (one read from the socket at most).
+_CHUNK = 64 * 1024
+# Without ``read1`` (urllib3 before 2.3) a read of n bytes waits on the socket until it has all
+# n: one byte at a time is slow (a few microseconds a byte) but waits at most once.
+_FALLBACK_CHUNK = 1
 
 _EXCERPT = 500
 _REDACTED = "[redacted]"
@@ -441,8 +456,24 @@ class GolomtClient:
         """POST with up to ``retries`` repeats after transient errors, backing off.
 
         ``within``: a deadline in seconds for all tries together, for a caller somebody is
-        waiting on. Each try's timeouts are cut to the time left, and no try starts (nor does a
-        pause before one) that could not end in time: :class:`BankTimeout` instead.
+        waiting on. No try starts (nor does a pause before one) that could not end in time, and
+        none runs past it: :class:`BankTimeout` instead. A read timeout bounds each read from
+        the socket, not the whole answer (a bank sending a few bytes at a time never trips it),
+        so under a deadline:
+
+        - connecting and waiting for the answer's head share the time left (connect at most the
+          client's connect timeout, and the read gets what connecting left of it);
+        - the body is streamed, the deadline checked before every read, and each read from the
+          socket waits at most the time left (:data:`MAX_RESPONSE_BYTES` at most are read);
+        - the response is closed on every path.
+
+        Not bounded by any of this: resolving the bank's host name (DNS waits on the resolver,
+        not on a socket timeout), and a bank that sends the status line and headers themselves
+        a few bytes at a time (read inside ``requests``; each read there waits at most the time
+        left when the request was sent).
+
+        Without ``within``, each try has the client's (connect, read) timeouts and reads the
+        body whole, as background callers always have.
         """
         if within is not None and not (_positive_number(within) and math.isfinite(within)):
             raise ValueError("within must be a positive number of seconds")
@@ -452,7 +483,16 @@ class GolomtClient:
             timeout = self._timeout_before(deadline, endpoint, within)
             try:
                 return self._attempt(
-                    endpoint, body, parse, transaction_id, params, redact, attempt, timeout
+                    endpoint,
+                    body,
+                    parse,
+                    transaction_id,
+                    params,
+                    redact,
+                    attempt,
+                    timeout,
+                    deadline=deadline,
+                    within=within,
                 )
             except RETRYABLE as exc:
                 delay = self._backoff * 2 ** (attempt - 1)
@@ -478,9 +518,7 @@ class GolomtClient:
             return self._timeout
         left = deadline - time.monotonic()
         if left <= 0:
-            raise BankTimeout(
-                f"{endpoint}: no answer from the bank within {within:g}s", endpoint=endpoint
-            )
+            raise _late(endpoint, within)
         return (min(self._timeout[0], left), min(self._timeout[1], left))
 
     def _attempt(
@@ -493,50 +531,49 @@ class GolomtClient:
         redact: tuple[str, ...],
         attempt: int,
         timeout: tuple[float, float],
+        *,
+        deadline: float | None = None,
+        within: float | None = None,
     ) -> _T:
         status_code: int | None = None
         response_text: str | None = None
         error: str | None = None
+        # The body as read so far, by a try with a deadline (kept for the record if cut short).
+        received: bytearray | None = None
         started = time.monotonic()
         # Values the audit record redacts (the settlement token) are credentials too.
         # (Only values long enough to be credentials: scrubbing "t" would maul every message.)
         hidden = tuple(str(body[key]) for key in redact if len(str(body.get(key) or "")) >= 8)
         try:
-            try:
-                response = self._session.post(
-                    self._base_url + endpoint,
-                    json=body,
-                    params=params,
-                    headers={
-                        "Authorization": f"Bearer {self._bearer_token}",
-                        "Content-Type": "application/json",
-                        "Accept": "application/json",
-                    },
-                    timeout=timeout,
-                    verify=True,
-                    # A redirect could carry the Authorization header elsewhere.
-                    allow_redirects=False,
-                )
-            except requests.Timeout as exc:
-                connect, read = timeout
-                raise BankTimeout(
-                    f"{endpoint}: no answer from the bank in time "
-                    f"(connect {connect:.3g}s, read {read:.3g}s; {type(exc).__name__})",
-                    endpoint=endpoint,
-                ) from exc
-            except requests.RequestException as exc:
-                raise BankUnreachable(
-                    f"{endpoint}: could not reach the bank ({type(exc).__name__}: "
-                    f"{self._scrub(str(exc), hidden)[:_EXCERPT]})",
-                    endpoint=endpoint,
-                ) from exc
+            response = self._post(endpoint, body, params, timeout, deadline, hidden)
             status_code = response.status_code
-            raw_text = response.content.decode("utf-8", errors="replace")
+            raw: bytes | bytearray
+            if deadline is None:
+                raw, cut = response.content, False
+            else:
+                received = bytearray()
+                try:
+                    cut = self._read_body(
+                        response, received, endpoint, timeout, deadline, within, hidden
+                    )
+                finally:
+                    response.close()
+                raw = received
+            raw_text = raw.decode("utf-8", errors="replace")
             response_text = self._scrub(raw_text, hidden)
+            if cut and 200 <= status_code < 300:
+                raise BadResponse(
+                    f"{endpoint}: HTTP {status_code} body is longer than "
+                    f"{MAX_RESPONSE_BYTES} bytes",
+                    endpoint=endpoint,
+                    status_code=status_code,
+                )
             # Parse what the bank sent; only messages and logs use the scrubbed copy.
             payload = _payload(endpoint, status_code, raw_text, response_text)
             return parse(payload)
         except Exception as exc:
+            if response_text is None and received is not None:  # the body was cut short
+                response_text = self._scrub(received.decode("utf-8", errors="replace"), hidden)
             error = self._scrub(f"{type(exc).__name__}: {exc}", hidden)
             raise
         finally:
@@ -562,6 +599,106 @@ class GolomtClient:
                     attempt=attempt,
                 )
             )
+
+    def _post(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        params: dict[str, str] | None,
+        timeout: tuple[float, float],
+        deadline: float | None,
+        hidden: tuple[str, ...],
+    ) -> requests.Response:
+        """Send the request and wait for the answer's head (status line and headers).
+
+        Under a deadline the body is left unread (``stream``) for :meth:`_read_body`, and the
+        connect and the first read share one budget: the time left.
+        """
+        waits: dict[str, Any] = {"timeout": timeout}
+        if deadline is not None:
+            # requests' (connect, read) pair cannot say "in total"; urllib3's Timeout can (the
+            # read gets what connecting left), and requests passes one through as it is.
+            total = max(deadline - time.monotonic(), 0.001)
+            waits = {
+                "stream": True,
+                "timeout": Timeout(total=total, connect=timeout[0], read=timeout[1]),
+            }
+        try:
+            return self._session.post(
+                self._base_url + endpoint,
+                json=body,
+                params=params,
+                headers={
+                    "Authorization": f"Bearer {self._bearer_token}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                },
+                verify=True,
+                # A redirect could carry the Authorization header elsewhere.
+                allow_redirects=False,
+                **waits,
+            )
+        except requests.Timeout as exc:
+            raise self._timed_out(endpoint, timeout, exc) from exc
+        except requests.RequestException as exc:
+            raise self._unreachable(endpoint, exc, hidden) from exc
+
+    def _read_body(
+        self,
+        response: requests.Response,
+        received: bytearray,
+        endpoint: str,
+        timeout: tuple[float, float],
+        deadline: float,
+        within: float | None,
+        hidden: tuple[str, ...],
+    ) -> bool:
+        """Read a streamed body into ``received`` before ``deadline``: True when it was cut at
+        :data:`MAX_RESPONSE_BYTES`, :class:`BankTimeout` when the deadline comes first."""
+
+        def late() -> BankTimeout:
+            so_far = f" (HTTP {response.status_code}, {len(received)} bytes of the body so far)"
+            return _late(endpoint, within, so_far)
+
+        read = _reader(response)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise late()
+            _wait_at_most(response, min(timeout[1], left))
+            try:
+                chunk = read(MAX_RESPONSE_BYTES + 1 - len(received))
+            except (TransportError, requests.RequestException, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise late() from exc
+                if _is_timeout(exc):
+                    raise self._timed_out(endpoint, timeout, exc) from exc
+                raise self._unreachable(endpoint, exc, hidden) from exc
+            if not chunk:
+                return False
+            received += chunk
+            if len(received) > MAX_RESPONSE_BYTES:
+                del received[MAX_RESPONSE_BYTES:]
+                return True
+
+    def _timed_out(
+        self, endpoint: str, timeout: tuple[float, float], exc: BaseException
+    ) -> BankTimeout:
+        connect, read = timeout
+        return BankTimeout(
+            f"{endpoint}: no answer from the bank in time "
+            f"(connect {connect:.3g}s, read {read:.3g}s; {type(exc).__name__})",
+            endpoint=endpoint,
+        )
+
+    def _unreachable(
+        self, endpoint: str, exc: BaseException, hidden: tuple[str, ...]
+    ) -> BankUnreachable:
+        return BankUnreachable(
+            f"{endpoint}: could not reach the bank ({type(exc).__name__}: "
+            f"{self._scrub(str(exc), hidden)[:_EXCERPT]})",
+            endpoint=endpoint,
+        )
 
     def _report(self, exchange: Exchange) -> None:
         """Hand the record to the caller's hook; its failure must never fail a payment call."""
@@ -589,6 +726,48 @@ class GolomtClient:
             if credential and credential in text:
                 text = text.replace(credential, _REDACTED)
         return text
+
+
+def _late(endpoint: str, within: float | None, detail: str = "") -> BankTimeout:
+    """The error of a call whose deadline (``within`` seconds) has passed."""
+    return BankTimeout(
+        f"{endpoint}: no answer from the bank within {within:g}s{detail}", endpoint=endpoint
+    )
+
+
+def _reader(response: requests.Response) -> Callable[[int], bytes]:
+    """A read of the body returning what it has after at most one read from the socket (a
+    bank sending a few bytes at a time still gets a check of the deadline between them)."""
+    read1 = getattr(response.raw, "read1", None)
+    if callable(read1):  # urllib3 >= 2.3, and responses' fake
+        # requests asks urllib3 for the raw bytes and decodes in iter_content: so must this.
+        return lambda size: read1(min(size, _CHUNK), decode_content=True)
+    chunks = response.iter_content(_FALLBACK_CHUNK)
+    return lambda size: next(chunks, b"")
+
+
+def _wait_at_most(response: requests.Response, seconds: float) -> None:
+    """Make the body's next read from the socket wait at most ``seconds``.
+
+    The read timeout was set on the socket when the request was sent; the deadline is nearer
+    with every read. Reaches through http.client to the socket: where it is not there (a fake
+    response), the check between reads is the bound.
+    """
+    socket_file = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(socket_file, "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.settimeout(seconds)
+        except OSError:  # closed under us: the read will say so
+            pass
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A read that timed out, however requests or urllib3 wrapped it."""
+    if isinstance(exc, ReadTimeoutError | requests.Timeout | TimeoutError):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(cause, ReadTimeoutError)
 
 
 def _payload(endpoint: str, status_code: int, text: str, safe_text: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import requests
 import responses
 from responses import matchers
+from urllib3.util import Timeout
 
 from golomt_payments.gateway import (
     MAX_RESPONSE_TEXT,
@@ -921,6 +923,26 @@ def test_close_closes_the_session_the_client_created() -> None:
     with gateway:
         pass
     assert closed == [True]
+
+
+def test_a_call_with_a_deadline_streams_within_one_budget_and_reports_the_same(
+    client: GolomtClient, bank: responses.RequestsMock, exchanges: list[Exchange]
+) -> None:
+    """Under a deadline the body is streamed, and connecting and reading share the time left
+    (urllib3's Timeout has a total; requests' pair does not). The record is the same."""
+    bank.post(INQUIRY_URL, json=inquiry_body())
+    bank.post(INQUIRY_URL, json=inquiry_body())
+    assert client.inquiry("test000001", within=2.0) == client.inquiry("test000001")
+    calls: Any = bank.calls
+    with_deadline, without = calls
+    assert with_deadline.request.req_kwargs["stream"] is True
+    budget = with_deadline.request.req_kwargs["timeout"]
+    assert isinstance(budget, Timeout)
+    assert budget.total is not None and 0 < budget.total <= 2.0
+    assert budget.connect_timeout is not None and budget.connect_timeout <= 2.0
+    assert without.request.req_kwargs["timeout"] == (3.0, 11.0)
+    first, second = exchanges
+    assert replace(first, duration_ms=0) == replace(second, duration_ms=0)
 
 
 def test_default_timeouts_are_explicit(bank: responses.RequestsMock) -> None:
