@@ -321,6 +321,13 @@ class BankMessage(models.Model):
         ordering = ("-created_at", "-pk")
         indexes = [
             models.Index(fields=["kind", "outcome", "-created_at"], name="golomt_msg_kind_outcome"),
+            # Counting an invoice's rejected messages of a kind up to their bound (inbound's
+            # MAX_REJECTS_KEPT), in id order: a few index entries, however many it has.
+            models.Index(
+                fields=["invoice", "kind", "id"],
+                condition=models.Q(outcome=Outcome.REJECTED, invoice__isnull=False),
+                name="golomt_msg_invoice_rejects",
+            ),
         ]
 
     def __str__(self) -> str:
