@@ -321,6 +321,14 @@ class BankMessage(models.Model):
         ordering = ("-created_at", "-pk")
         indexes = [
             models.Index(fields=["kind", "outcome", "-created_at"], name="golomt_msg_kind_outcome"),
+            # Counting an invoice's rejected messages of a kind up to their bound (inbound's
+            # MAX_REJECTS_KEPT), in id order: a few index entries, however many it has.
+            # How many messages of a kind an invoice keeps whole (services.inbound).
+            models.Index(
+                fields=["invoice", "kind", "id"],
+                condition=models.Q(invoice__isnull=False),
+                name="golomt_msg_invoice_kind",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -74,6 +74,11 @@ MAX_ENDPOINT = 200
 MAX_RECORDED_SIZE = 2**31 - 1
 #: The header that says how much of the request's headers was not kept.
 NOT_KEPT = "(not kept)"
+#: Rejected inbound messages of one kind kept whole per invoice: enough evidence for a human.
+#: Anyone can tie a message to an invoice (a transaction id is no secret) and retention never
+#: removes one so tied, so each one past these keeps only its size, SHA-256, sender, endpoint
+#: and error (``cut``, no body or headers).
+MAX_REJECTS_KEPT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +207,17 @@ def finish(
     invoice: Invoice | None = None,
     checksum_valid: bool | None = None,
     registration: CardRegistration | None = None,
+    compact: bool = False,
 ) -> None:
-    """Write a processing outcome back to its log row in one UPDATE."""
+    """Write a processing outcome back to its log row in one UPDATE; ``compact`` also drops
+    its body and headers (their size and SHA-256 stay)."""
     values: dict[str, Any] = {
         "outcome": outcome,
         "error": storable(error[:2000]),
         "processed_at": timezone.now(),
     }
+    if compact:
+        values.update(body="", headers={}, cut=True)
     if invoice is not None:
         values.update(
             invoice=invoice, account=invoice.account, transaction_id=invoice.transaction_id
@@ -223,9 +232,15 @@ def finish(
 
 
 def finisher(
-    message: BankMessage, *, invoice: Invoice, checksum_valid: bool | None = None
+    message: BankMessage,
+    *,
+    invoice: Invoice,
+    checksum_valid: bool | None = None,
+    bounded: bool = False,
 ) -> Callable[[Change], None]:
-    """Writes the outcome of a status change back to ``message``, in the change's transaction."""
+    """Writes the outcome of a status change back to ``message``, in the change's transaction.
+    ``bounded``: a message that changed nothing is kept compact once its invoice keeps
+    :data:`MAX_REJECTS_KEPT` of its kind (a browser return anyone can repeat)."""
 
     def record(change: Change) -> None:
         finish(
@@ -234,6 +249,7 @@ def finisher(
             error=change.reason,
             invoice=invoice,
             checksum_valid=checksum_valid,
+            compact=bounded and not change.changed and _enough_kept(message, invoice),
         )
 
     return record
@@ -307,14 +323,15 @@ def receive_redirect(
         return RedirectResult(None)
     message.transaction_id = invoice.transaction_id
     if invoice.status == Status.PAID:  # final: nothing the bank says could change it
-        finish(message, Outcome.UNCHANGED, error="already paid", invoice=invoice)
+        compact = _enough_kept(message, invoice)
+        finish(message, Outcome.UNCHANGED, error="already paid", invoice=invoice, compact=compact)
         return RedirectResult(invoice, Change(invoice, invoice.status, invoice.status))
     try:
         change = refresh_if_due(
             invoice,
             source=Source.REDIRECT,
             message=message,
-            record=finisher(message, invoice=invoice),
+            record=finisher(message, invoice=invoice, bounded=True),
             claims_paid=params.get("status_code") == PAID,
             within=customer_wait(),
         )
@@ -501,5 +518,26 @@ def _reject(
     checksum_valid: bool | None = None,
 ) -> PushReply:
     logger.warning("Rejected push notification #%s: %s", message.pk, reason)
-    finish(message, Outcome.REJECTED, error=reason, invoice=invoice, checksum_valid=checksum_valid)
+    finish(
+        message,
+        Outcome.REJECTED,
+        error=reason,
+        invoice=invoice,
+        checksum_valid=checksum_valid,
+        compact=invoice is not None and _enough_kept(message, invoice),
+    )
     return PushReply(status, reason, message)
+
+
+def _enough_kept(message: BankMessage, invoice: Invoice) -> bool:
+    """``invoice`` already keeps :data:`MAX_REJECTS_KEPT` messages of this one's kind (rejected
+    ones for a rejected push; any for a return), itself not counted, should it be replayed.
+    One query: a count of at most the bound, read in id order from the index of the messages
+    tied to an invoice (the order keeps PostgreSQL from scanning the table for the first few of
+    a flooded invoice). Two at the same moment may both be kept whole: the bound is passed by
+    at most as many as run at once."""
+    earlier = BankMessage.objects.filter(invoice=invoice, kind=message.kind)
+    if message.kind == MessageKind.PUSH:
+        earlier = earlier.filter(outcome=Outcome.REJECTED)
+    earlier = earlier.exclude(pk=message.pk).order_by("pk")
+    return earlier[:MAX_REJECTS_KEPT].count() >= MAX_REJECTS_KEPT
