@@ -20,6 +20,7 @@ from golomt_payments.models import (
     MismatchKind,
     Notification,
     Outcome,
+    SettledTransaction,
     SettlementMismatch,
     SignalName,
     Status,
@@ -134,3 +135,18 @@ def test_the_command_dry_run_counts_and_keeps() -> None:
 def test_the_command_refuses_a_zero_age() -> None:
     with pytest.raises(CommandError, match="at least 1"):
         call_command("golomt_prune_messages", "--days", "0")
+
+
+def test_a_message_about_a_settled_transaction_we_hold_no_invoice_for_stays() -> None:
+    settled = SettledTransaction.objects.create(
+        bank_id="B1", merchant_invoice="T-UNKNOWN", settled_on=date(2026, 1, 1), amount=1000
+    )
+    SettlementMismatch.objects.create(
+        day=date(2026, 1, 1), kind=MismatchKind.NOT_PAID, settled=settled
+    )
+    evidence = message(400, transaction_id="T-UNKNOWN")
+    noise = message(400, transaction_id="T-OTHER")
+
+    assert prune_messages().messages == 1
+    assert remaining() == {evidence.pk}
+    assert noise.pk not in remaining()

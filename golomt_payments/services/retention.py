@@ -2,9 +2,10 @@
 removed after ``MESSAGE_RETENTION_DAYS``.
 
 Removed: messages older than that which belong to no invoice (floods, forged or malformed
-requests, probes) and delivered notifications. Never removed: a message tied to an invoice, to
-a transaction id of a paid invoice, one under review or with a settlement mismatch; the
-settlement reports; a push still waiting to be processed.
+requests, probes) and delivered notifications. Never removed: a message tied to an invoice;
+one naming the transaction id of a paid invoice, of one under review or with a settlement
+mismatch, or of a settled transaction we hold no invoice for; the settlement reports; a push
+still waiting to be processed.
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ def prunable_messages(days: int) -> QuerySet[BankMessage]:
         | Q(needs_review=True)
         | Q(pk__in=SettlementMismatch.objects.filter(invoice__isnull=False).values("invoice"))
     ).values("transaction_id")
+    settled_ids = SettlementMismatch.objects.filter(settled__isnull=False).values(
+        "settled__merchant_invoice"
+    )
     unprocessed = Q(direction=Direction.INBOUND, outcome__in=(Outcome.RECEIVED, Outcome.FAILED))
     return (
         BankMessage.objects.filter(created_at__lt=cutoff, invoice__isnull=True)
         .exclude(kind=MessageKind.SETTLEMENT)
         .exclude(unprocessed)
         .exclude(Q(transaction_id__gt="") & Q(transaction_id__in=kept_ids))
+        .exclude(Q(transaction_id__gt="") & Q(transaction_id__in=settled_ids))
     )
 
 
