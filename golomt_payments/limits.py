@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def read_body(request: HttpRequest, keep: int) -> Body:
     """Read the request body, keeping at most ``keep`` bytes and hashing the whole.
 
     A body without ``Content-Length`` (``Transfer-Encoding: chunked``) is read where the server
-    passes the whole stream on and says so (``wsgi.input_terminated``, as gunicorn does); one
+    passes the whole stream on and says so (``wsgi.input_terminated``, as gunicorn does), and
+    under ASGI (Django's handler has read the whole body before the view runs); one
     over ``keep`` is refused with 413 after it is hashed, up to Django's
     ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (beyond it, it is not read at all).
     """
@@ -57,6 +59,8 @@ def read_body(request: HttpRequest, keep: int) -> Body:
         return _hashed(request.read, keep, cap, too_large)
     if request.META.get("wsgi.input_terminated"):
         return _hashed(request.META["wsgi.input"].read, keep, cap, too_large)
+    if isinstance(request, ASGIRequest):  # the ASGI handler has the whole body already
+        return _hashed(request.read, keep, cap, too_large)
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         return Body(
             b"",

@@ -457,3 +457,30 @@ def test_the_count_starts_again_with_the_next_window(monkeypatch: pytest.MonkeyP
     assert limits.count_request("t", "203.0.113.1", 1) == limits.Count(1, 1)
     now[0] += 1
     assert limits.count_request("t", "203.0.113.1", 1) == limits.Count(0, 60)
+
+
+def test_a_chunked_push_is_read_whole_under_asgi(fake_bank: FakeBank) -> None:
+    from django.core.handlers.asgi import ASGIRequest
+
+    from golomt_payments import views
+
+    invoice = InvoiceFactory()
+    fake_bank.inquiry(error_code="000")
+    body = json.dumps(push_body(invoice.transaction_id)).encode()
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PUSH,
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+    response = views.push(ASGIRequest(scope, io.BytesIO(body)))
+
+    assert response.status_code == 200
+    (message,) = inbound()
+    assert message.body.encode() == body
+    invoice.refresh_from_db()
+    assert invoice.status == Status.PAID
