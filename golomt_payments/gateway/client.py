@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.response import HTTPResponse
 from urllib3.util import Timeout
 
 from . import checksum
@@ -738,10 +739,13 @@ def _late(endpoint: str, within: float | None, detail: str = "") -> BankTimeout:
 def _reader(response: requests.Response) -> Callable[[int], bytes]:
     """A read of the body returning what it has after at most one read from the socket (a
     bank sending a few bytes at a time still gets a check of the deadline between them)."""
-    read1 = getattr(response.raw, "read1", None)
-    if callable(read1):  # urllib3 >= 2.3, and responses' fake
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    if isinstance(raw, HTTPResponse) and callable(read1):  # urllib3 >= 2.3, and responses'
         # requests asks urllib3 for the raw bytes and decodes in iter_content: so must this.
         return lambda size: read1(min(size, _CHUNK), decode_content=True)
+    if not isinstance(raw, HTTPResponse) and callable(read1):  # a file: a transport adapter's
+        return lambda size: read1(min(size, _CHUNK))
     chunks = response.iter_content(_FALLBACK_CHUNK)
     return lambda size: next(chunks, b"")
 
