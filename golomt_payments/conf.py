@@ -61,6 +61,7 @@ _TOP_KEYS = _ACCOUNT_KEYS | {
     "API_THROTTLE_RATE",
     "RETURN_REQUESTS_PER_MINUTE",
     "POLL_REQUESTS_PER_MINUTE",
+    "CHECKOUT_REQUESTS_PER_MINUTE",
     "PUSH_REQUESTS_PER_MINUTE",
     "CUSTOMER_WAIT_SECONDS",
     "PUSH_CONFIRM_SECONDS",
@@ -139,9 +140,11 @@ class GolomtSettings:
     return_requests_per_minute: int = 300
     #: Status polls and result pages (the app's and the API's) per minute from one address.
     poll_requests_per_minute: int = 1200
+    #: Checkouts (each may ask the bank for an invoice) per minute from one client address.
+    checkout_requests_per_minute: int = 60
     #: Push notifications per minute from one address when ``PUSH_ALLOWED_IPS`` is empty (an
     #: address on the allow-list is never throttled).
-    push_requests_per_minute: int = 6000
+    push_requests_per_minute: int = 1200
     #: The longest a customer waits on the bank's inquiry (all tries together), in seconds.
     customer_wait_seconds: float = 3.0
     #: The longest the inquiry that confirms a push may take, all tries together: beyond it
@@ -400,7 +403,8 @@ def build(raw: Any) -> GolomtSettings:
         api_throttle_rate=_rate(raw),
         return_requests_per_minute=_int(raw, "RETURN_REQUESTS_PER_MINUTE", 300, 1),
         poll_requests_per_minute=_int(raw, "POLL_REQUESTS_PER_MINUTE", 1200, 1),
-        push_requests_per_minute=_int(raw, "PUSH_REQUESTS_PER_MINUTE", 6000, 1),
+        checkout_requests_per_minute=_int(raw, "CHECKOUT_REQUESTS_PER_MINUTE", 60, 1),
+        push_requests_per_minute=_int(raw, "PUSH_REQUESTS_PER_MINUTE", 1200, 1),
         customer_wait_seconds=_float(raw, "CUSTOMER_WAIT_SECONDS", 3.0),
         push_confirm_seconds=_float(raw, "PUSH_CONFIRM_SECONDS", 10.0),
         reconcile_recheck_seconds=_int(raw, "RECONCILE_RECHECK_SECONDS", 30, 1),

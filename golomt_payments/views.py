@@ -149,8 +149,64 @@ def _bank_error_page(request: HttpRequest, exc: GolomtError, refused: str) -> Ht
     )
 
 
+#: Each scope's requests per minute from one client address.
+_LIMITS: dict[str, Callable[[conf.GolomtSettings], int]] = {
+    "return": lambda golomt: golomt.return_requests_per_minute,
+    "poll": lambda golomt: golomt.poll_requests_per_minute,
+    "checkout": lambda golomt: golomt.checkout_requests_per_minute,
+}
+
+
+def _throttled(scope: str, json: bool = False, kind: str = "") -> Callable[[_View], _View]:
+    """At most ``RETURN_REQUESTS_PER_MINUTE`` (scope ``"return"``), ``POLL_REQUESTS_PER_MINUTE``
+    (``"poll"``) or ``CHECKOUT_REQUESTS_PER_MINUTE`` (``"checkout"``) requests a minute from
+    one client address, else 429. The first refused request of a minute from a bank message
+    endpoint (``kind``) is logged compactly (no body, no headers), the rest only counted."""
+    limit_of = _LIMITS[scope]
+
+    def decorate(view: _View) -> _View:
+        @wraps(view)
+        def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            limit = limit_of(conf.get())
+            address = client_ip(request)
+            count = limits.count_request(scope, address, limit)
+            if not count.over:
+                return view(request, *args, **kwargs)
+            reason = f"throttled: over {limit} requests a minute from this address"
+            _note_throttled(count, request.path, address, reason, kind)
+            headers = {"Retry-After": str(count.retry_after), "Cache-Control": "no-store"}
+            if json:
+                return JsonResponse({"detail": reason}, status=429, headers=headers)
+            response = _error_page(
+                request,
+                429,
+                _("Too many requests from your address."),
+                _("Please wait a minute and reload this page."),
+            )
+            for name, value in headers.items():
+                response[name] = value
+            return response
+
+        return limited  # type: ignore[return-value]
+
+    return decorate
+
+
+def _note_throttled(
+    count: limits.Count, path: str, address: str | None, reason: str, kind: str
+) -> None:
+    """Log the first refused request of a window: a warning, and for a bank message endpoint
+    (``kind``) a compact row in the message log."""
+    if count.over != 1:
+        return
+    logger.warning("%s from %s: %s", path, address, reason)
+    if kind:
+        services.log_refused(kind, remote_addr=address, endpoint=path, reason=reason)
+
+
 @require_POST
 @transaction.non_atomic_requests
+@_throttled("checkout")
 def checkout(request: HttpRequest) -> HttpResponse:
     """Pay for the shop's order from its signed checkout form: to the bank's page of the
     order's payment, started here unless one is open already (a second tab, a replayed form),
@@ -305,57 +361,6 @@ def _fields(request: HttpRequest, form: bytes | None) -> dict[str, str]:
         return {key: fields.get(key, "") for key in fields}
     except (LookupError, UnicodeError, ValueError, SuspiciousOperation, MultiPartParserError):
         return {}
-
-
-def _throttled(scope: str, json: bool = False, kind: str = "") -> Callable[[_View], _View]:
-    """At most ``RETURN_REQUESTS_PER_MINUTE`` (scope ``"return"``) or
-    ``POLL_REQUESTS_PER_MINUTE`` (``"poll"``) requests a minute from one client address, else
-    429. The first refused request of a minute from a bank message endpoint (``kind``) is
-    logged compactly (no body, no headers), the rest only counted."""
-
-    def decorate(view: _View) -> _View:
-        @wraps(view)
-        def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            golomt = conf.get()
-            limit = (
-                golomt.return_requests_per_minute
-                if scope == "return"
-                else golomt.poll_requests_per_minute
-            )
-            address = client_ip(request)
-            count = limits.count_request(scope, address, limit)
-            if not count.over:
-                return view(request, *args, **kwargs)
-            reason = f"throttled: over {limit} requests a minute from this address"
-            _note_throttled(count, request.path, address, reason, kind)
-            headers = {"Retry-After": str(count.retry_after), "Cache-Control": "no-store"}
-            if json:
-                return JsonResponse({"detail": reason}, status=429, headers=headers)
-            response = _error_page(
-                request,
-                429,
-                _("Too many requests from your address."),
-                _("Please wait a minute and reload this page."),
-            )
-            for name, value in headers.items():
-                response[name] = value
-            return response
-
-        return limited  # type: ignore[return-value]
-
-    return decorate
-
-
-def _note_throttled(
-    count: limits.Count, path: str, address: str | None, reason: str, kind: str
-) -> None:
-    """Log the first refused request of a window: a warning, and for a bank message endpoint
-    (``kind``) a compact row in the message log."""
-    if count.over != 1:
-        return
-    logger.warning("%s from %s: %s", path, address, reason)
-    if kind:
-        services.log_refused(kind, remote_addr=address, endpoint=path, reason=reason)
 
 
 @csrf_exempt

@@ -1131,3 +1131,25 @@ def payment_url(invoice: Invoice) -> str:
 
 def card_pay_url(card: CardToken) -> str:
     return reverse("golomt_payments:api:card-pay", args=[card.pk])
+
+
+def test_json_nested_too_deep_is_a_400_not_a_500(api: APIClient) -> None:
+    body = "[" * 5000 + "]" * 5000
+    response = api.post(payments_url(), body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deep" in response.json()["detail"]
+
+
+def test_the_schema_is_made_once_and_served_to_many_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from golomt_payments.api import schema as schema_module
+
+    schema_module._generated.clear()
+    url = reverse("golomt_payments:api:schema")
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: APIClient().get(url).status_code, range(8)))
+    assert codes == [200] * 8
+    assert len(schema_module._generated) == 1
+    yaml = APIClient().get(url, {"format": "yaml"})
+    assert yaml.status_code == 200 and yaml.content.startswith(b"openapi:")

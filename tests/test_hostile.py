@@ -484,3 +484,29 @@ def test_a_chunked_push_is_read_whole_under_asgi(fake_bank: FakeBank) -> None:
     assert message.body.encode() == body
     invoice.refresh_from_db()
     assert invoice.status == Status.PAID
+
+
+def test_a_flood_of_rejected_pushes_from_one_address_is_kept_compact_past_its_bound() -> None:
+    from golomt_payments.services.inbound import MAX_REJECTS_PER_MINUTE
+
+    client = Client(REMOTE_ADDR="10.6.6.6")
+    junk = json.dumps({"transactionId": "nobody", "pad": "j" * 12_000}).encode()
+    headers = {f"HTTP_X_PAD_{n}": "h" * 1000 for n in range(3)}
+    for _ in range(MAX_REJECTS_PER_MINUTE + 15):
+        client.post(PUSH, data=junk, content_type="application/json", **headers)
+
+    rows = inbound()
+    assert [row.body == "" for row in rows] == [False] * MAX_REJECTS_PER_MINUTE + [True] * 15
+    assert all(row.body_sha256 == hashlib.sha256(junk).hexdigest() for row in rows)
+    assert sum(stored_bytes(row) for row in rows[MAX_REJECTS_PER_MINUTE:]) < 15 * 200
+    # another address has its own bound
+    Client(REMOTE_ADDR="10.6.6.7").post(PUSH, data=junk, content_type="application/json", **headers)
+    assert inbound()[-1].body != ""
+
+
+@override_settings(GOLOMT_PAYMENTS=golomt(CHECKOUT_REQUESTS_PER_MINUTE=2))
+def test_checkouts_over_the_limit_get_429_before_the_bank_is_asked(fake_bank: FakeBank) -> None:
+    client = Client(REMOTE_ADDR="10.7.7.7")
+    codes = [client.post("/payments/checkout/", {"payload": "x"}).status_code for _ in range(4)]
+    assert codes == [400, 400, 429, 429]
+    assert not fake_bank.mock.calls

@@ -7,14 +7,19 @@ whatever the shop's ``DEFAULT_SCHEMA_CLASS`` and ``SPECTACULAR_SETTINGS``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.translation import get_language
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.settings import patched_settings
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 import golomt_payments
 from golomt_payments.api.views import GolomtAPIView
@@ -58,7 +63,7 @@ class ApiSchemaGenerator(SchemaGenerator):
 
 
 class SchemaView(SpectacularAPIView):
-    """``GET api/schema/``: the OpenAPI 3 schema, JSON (or ``?format=openapi`` for YAML).
+    """``GET api/schema/``: the OpenAPI 3 schema, JSON (or ``?format=yaml``).
 
     Public: it documents the API, it holds nobody's data.
     """
@@ -70,3 +75,25 @@ class SchemaView(SpectacularAPIView):
     serve_public = True
     urlconf = None
     custom_settings = None
+
+    def _get_schema_response(self, request: Request) -> Response:
+        """The schema of the request's language, made once per process (it is dear: ~20 ms,
+        and anybody may ask for it) and under a lock (drf-spectacular's first generation is
+        not safe to run twice at once)."""
+        language = get_language() or ""
+        with _lock:
+            if language not in _generated:
+                _generated[language] = super()._get_schema_response(request)  # type: ignore[no-untyped-call]
+            cached = _generated[language]
+        return Response(data=cached.data, headers=dict(cached.headers.items()))
+
+
+_lock = threading.Lock()
+_generated: dict[str, Response] = {}
+
+
+@receiver(setting_changed)
+def _forget(**kwargs: Any) -> None:
+    """Any setting may change the schema (URLs, texts, the app's own): make it again."""
+    with _lock:
+        _generated.clear()

@@ -26,7 +26,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication, BasicAuthentication
-from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, Throttled
+from rest_framework.exceptions import (
+    APIException,
+    NotAuthenticated,
+    NotFound,
+    ParseError,
+    Throttled,
+)
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -177,13 +183,23 @@ def _path_id(segment: str) -> int:
     return number
 
 
+class _JSONParser(JSONParser):
+    """DRF's JSON parser, with JSON nested too deep for Python a 400 like any other bad JSON."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(_("JSON parse error - nested too deep.")) from None
+
+
 class GolomtAPIView(APIView):
     """JSON in and out, with the shop's authentication and permissions from the settings, and
     ``API_THROTTLE_RATE`` requests per client address counted before any of them."""
 
     schema = AutoSchema()  # whatever the shop's DEFAULT_SCHEMA_CLASS
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [_JSONParser]
     address_throttle_class: type[ClientAddressThrottle] = ClientAddressThrottle
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from golomt_payments import conf
+from golomt_payments import conf, limits
 from golomt_payments.bank import storable
 from golomt_payments.conf import IPNetwork
 from golomt_payments.gateway import (
@@ -79,6 +79,9 @@ NOT_KEPT = "(not kept)"
 #: removes one so tied, so each one past these keeps only its size, SHA-256, sender, endpoint
 #: and error (``cut``, no body or headers).
 MAX_REJECTS_KEPT = 20
+#: Rejected pushes one address may have kept whole per minute; the rest of a flood is kept
+#: compact (size, SHA-256, sender, path, error).
+MAX_REJECTS_PER_MINUTE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,9 +527,16 @@ def _reject(
         error=reason,
         invoice=invoice,
         checksum_valid=checksum_valid,
-        compact=invoice is not None and _enough_kept(message, invoice),
+        compact=_flooding(message) or (invoice is not None and _enough_kept(message, invoice)),
     )
     return PushReply(status, reason, message)
+
+
+def _flooding(message: BankMessage) -> bool:
+    """Its sender has had :data:`MAX_REJECTS_PER_MINUTE` pushes rejected this minute already:
+    the rest of its flood is kept compact (one cache operation)."""
+    count = limits.count_request("push-rejects", message.remote_addr, MAX_REJECTS_PER_MINUTE)
+    return count.over > 0
 
 
 def _enough_kept(message: BankMessage, invoice: Invoice) -> bool:
