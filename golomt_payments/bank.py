@@ -7,8 +7,11 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import Any
 
 import requests
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 
 from golomt_payments import conf
@@ -73,6 +76,13 @@ def client(account: str = conf.DEFAULT_ACCOUNT) -> GolomtClient:
             _sessions.append(session)
             _clients[account] = existing
     return existing
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    """New settings, new clients (their credentials, address and timeouts are the settings')."""
+    if setting == conf.SETTING_NAME:
+        reset_clients()
 
 
 def reset_clients() -> None:

@@ -428,6 +428,3 @@ def _reload(*, setting: str, **kwargs: Any) -> None:
     global _cached
     if setting == SETTING_NAME:
         _cached = None
-        from golomt_payments import bank
-
-        bank.reset_clients()

@@ -209,7 +209,7 @@ def test_a_token_for_an_invoice_without_a_customer_is_not_kept(
     invoice = InvoiceFactory(gen_token=True, owner=None)
     fake_bank.inquiry(token=TOKEN)
 
-    with commit(), caplog.at_level(logging.INFO, logger="golomt_payments.services.cards"):
+    with commit(), caplog.at_level(logging.INFO, logger="golomt_payments.services.card_tokens"):
         send_push(bank_sender, push_body(invoice.transaction_id, token=TOKEN))
 
     invoice.refresh_from_db()

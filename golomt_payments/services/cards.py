@@ -1,5 +1,6 @@
-"""Saved cards: keeping the bank's card token, paying with it, adding a card without buying,
-removing one. The only code that creates or changes a card or a card registration.
+"""Saved cards: paying with one, adding a card without buying, removing one. With
+:mod:`~golomt_payments.services.card_tokens` (which keeps a card a payment brought), the only
+code that creates or changes a card or a card registration.
 
 A card token charges the card again without the customer: it is a credential. It is taken only
 from a verified bank answer about our own transaction (the inquiry, a push confirmed by its
@@ -46,9 +47,8 @@ from golomt_payments.models import (
     Source,
     Status,
 )
-
-# A module import, not names: ``payments`` imports this module too (for :func:`on_paid`).
 from golomt_payments.services import payments
+from golomt_payments.services.card_tokens import keep_card, saved_notice
 from golomt_payments.services.errors import CardRemoved
 from golomt_payments.services.notifications import Notice, owe
 
@@ -57,7 +57,6 @@ __all__ = [
     "charge_saved_card",
     "finish_card_registration",
     "finish_card_registration_if_due",
-    "on_paid",
     "pay_with_saved_card",
     "registration_url",
     "remove_card",
@@ -87,91 +86,6 @@ def active_cards(owner: AbstractBaseUser, *, account: str | None = None) -> Quer
     """The customer's cards that can pay, newest first."""
     cards = CardToken.objects.filter(owner_id=owner.pk, is_active=True)
     return cards if account is None else cards.filter(account=account)
-
-
-# --- a card saved by a payment ----------------------------------------------------------------
-
-
-def on_paid(invoice: Invoice, result: TransactionResult | None) -> list[str]:
-    """Called by the payment services under the invoice's row lock as it becomes paid.
-
-    A saved-card payment marks its card used. A payment the customer asked to save the card
-    of (``gen_token``) keeps the token the bank returned, for the invoice's owner; an invoice
-    without an owner keeps none. Returns the invoice fields it set (the caller saves them).
-    """
-    if invoice.card_token_id is not None:
-        if invoice.method == Method.SAVED_CARD:
-            CardToken.objects.filter(pk=invoice.card_token_id).update(last_used_at=timezone.now())
-        return []
-    if not invoice.gen_token or result is None or not result.token:
-        return []
-    if invoice.owner_id is None:
-        logger.info(
-            "Invoice %s: the bank created a card token, but the invoice has no customer to "
-            "keep it for; it is not kept",
-            invoice.transaction_id,
-        )
-        return []
-    card, saved = _keep(
-        owner_id=invoice.owner_id,
-        account=invoice.account,
-        token=result.token,
-        card_number=result.card_number,
-        card_bank=result.bank,
-        card_holder=result.card_holder,
-    )
-    if card is None:
-        return []
-    invoice.card_token = card
-    if saved:
-        owe(_saved_notice(card, invoice=invoice, registration=None))
-    return ["card_token"]
-
-
-def _keep(
-    *,
-    owner_id: Any,
-    account: str,
-    token: str,
-    card_number: str | None,
-    card_bank: str | None,
-    card_holder: str | None,
-) -> tuple[CardToken | None, bool]:
-    """The customer's card for ``token``, created if new; the flag says whether it is newly
-    saved (created, or saved again after the customer removed it), i.e. worth a signal.
-
-    ``None`` when the token is already another customer's card: it is never handed over.
-    """
-    # The bank's texts are outside any checksum of the token's: make them fit the columns.
-    details = {
-        "card_number": storable(card_number or "")[:32],
-        "card_bank": storable(card_bank or "")[:100],
-        "card_holder": storable(card_holder or "")[:100],
-    }
-    with transaction.atomic():
-        card, created = CardToken.objects.select_for_update().get_or_create(
-            account=account, token=token, defaults={"owner_id": owner_id, **details}
-        )
-        if created:
-            return card, True
-        if card.owner_id != owner_id:
-            logger.warning(
-                "A card token is already saved for another customer (card #%s); "
-                "not saved for customer #%s",
-                card.pk,
-                owner_id,
-            )
-            return None, False
-        if card.is_active:
-            return card, False
-        card.is_active = True
-        changed = ["is_active"]
-        for name, value in details.items():
-            if value:
-                setattr(card, name, value)
-                changed.append(name)
-        card.save(update_fields=changed)
-    return card, True
 
 
 # --- paying with a saved card -----------------------------------------------------------------
@@ -467,7 +381,7 @@ def _record_token(registration: CardRegistration, result: TokenResult) -> CardTo
         card: CardToken | None = None
         saved = False
         if not failed and result.token:
-            card, saved = _keep(
+            card, saved = keep_card(
                 owner_id=locked.owner_id,
                 account=locked.account,
                 token=result.token,
@@ -483,7 +397,7 @@ def _record_token(registration: CardRegistration, result: TokenResult) -> CardTo
             update_fields=["status", "card_token", "bank_code", "bank_description", "updated_at"]
         )
         if card is not None and saved:
-            owe(_saved_notice(card, invoice=None, registration=locked))
+            owe(saved_notice(card, invoice=None, registration=locked))
     _copy(locked, registration)
     return card
 
@@ -515,21 +429,3 @@ def remove_card(card: CardToken) -> bool:
             owe(Notice(SignalName.CARD_REMOVED, card=card, objects={"card": card}))
     card.is_active = False
     return bool(removed)
-
-
-# --- signals ----------------------------------------------------------------------------------
-
-
-def _saved_notice(
-    card: CardToken, *, invoice: Invoice | None, registration: CardRegistration | None
-) -> Notice:
-    return Notice(
-        SignalName.CARD_SAVED,
-        card=card,
-        invoice=invoice,
-        data={
-            "invoice": invoice.pk if invoice else None,
-            "registration": registration.pk if registration else None,
-        },
-        objects={"card": card, "invoice": invoice, "registration": registration},
-    )

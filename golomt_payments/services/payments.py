@@ -49,9 +49,7 @@ from golomt_payments.models import (
     Status,
     StatusChange,
 )
-
-# A module import: ``cards`` imports this module too (to pay with a saved card).
-from golomt_payments.services import cards
+from golomt_payments.services import card_tokens
 from golomt_payments.services.errors import (
     CallbackRefused,
     OrderAlreadyPaid,
@@ -772,7 +770,7 @@ def transition(
     after the commit (see :mod:`golomt_payments.services.notifications`).
 
     ``result`` is the bank's word that asked for a payment: its card token, if any, is kept
-    under the same lock (see :func:`cards.on_paid`), so a repeated result never saves a card
+    under the same lock (see :func:`card_tokens.on_paid`), so a repeated result never saves a card
     twice. ``record`` is called once with the outcome (see :data:`Record`).
     """
     if known is not None and not can_transition(known.status, target):
@@ -789,7 +787,7 @@ def transition(
         if target == Status.PAID:
             # The order before the card: every writer takes the order's locks first.
             first = _settle_order(invoice)
-            later = {name: getattr(invoice, name) for name in cards.on_paid(invoice, result)}
+            later = {name: getattr(invoice, name) for name in card_tokens.on_paid(invoice, result)}
             if first is not None:
                 later.update(_duplicate_fields(invoice, first))
             if later:
