@@ -10,6 +10,7 @@ from golomt_payments.services.cards import (
     remove_card,
     start_card_registration,
 )
+from golomt_payments.services.decision import TRANSITIONS, can_transition, target_status
 from golomt_payments.services.errors import (
     CallbackRefused,
     CardRemoved,
@@ -34,12 +35,10 @@ from golomt_payments.services.inbound import (
 from golomt_payments.services.notifications import DeliverySummary, deliver_again, deliver_due
 from golomt_payments.services.orders import OrderState, order_state
 from golomt_payments.services.payments import (
-    TRANSITIONS,
     Change,
     Opened,
     apply_result,
     awaits_bank,
-    can_transition,
     check_callback,
     customer_wait,
     expire,
@@ -54,7 +53,6 @@ from golomt_payments.services.payments import (
     refresh_if_due,
     socialpay_deeplink,
     start_payment,
-    target_status,
 )
 from golomt_payments.services.reconciliation import (
     DEFAULT_MESSAGE_LIMIT,

@@ -47,7 +47,7 @@ from golomt_payments.models import (
     Source,
     Status,
 )
-from golomt_payments.services import payments
+from golomt_payments.services import decision, payments
 from golomt_payments.services.card_tokens import keep_card, saved_notice
 from golomt_payments.services.errors import CardRemoved
 from golomt_payments.services.notifications import Notice, owe
@@ -228,7 +228,7 @@ def charge_saved_card(
         )
     if result is not None:
         payments.apply_result(invoice, result, source=Source.API)
-        if payments.target_status(result) is not None:
+        if decision.target_status(result) is not None:
             return opened
     try:
         payments.refresh(invoice, source=Source.API, within=payments.customer_wait())

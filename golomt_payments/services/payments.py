@@ -49,7 +49,8 @@ from golomt_payments.models import (
     Status,
     StatusChange,
 )
-from golomt_payments.services import card_tokens
+from golomt_payments.services import card_tokens, decision
+from golomt_payments.services.decision import can_transition
 from golomt_payments.services.errors import (
     CallbackRefused,
     OrderAlreadyPaid,
@@ -61,17 +62,9 @@ from golomt_payments.services.notifications import Notice, owe
 
 logger = logging.getLogger(__name__)
 
+
 #: Which status may follow which. Paid is final. Failed and expired are closed to everything
 #: but a payment the bank confirms: money the bank took must never be left unrecorded.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.NEW: frozenset({Status.PENDING, Status.PAID, Status.FAILED, Status.EXPIRED}),
-    Status.PENDING: frozenset({Status.PAID, Status.FAILED, Status.EXPIRED}),
-    Status.FAILED: frozenset({Status.PAID}),
-    Status.EXPIRED: frozenset({Status.PAID}),
-    Status.PAID: frozenset(),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Change:
     """What applying one bank result did to one invoice.
@@ -89,10 +82,6 @@ class Change:
     @property
     def changed(self) -> bool:
         return self.old_status != self.new_status
-
-
-def can_transition(old: str, new: str) -> bool:
-    return new in TRANSITIONS.get(old, frozenset())
 
 
 def start_payment(
@@ -551,24 +540,8 @@ def payment_url(invoice: Invoice) -> str:
 
 
 def mismatch(invoice: Invoice, result: TransactionResult) -> str | None:
-    """Why ``result`` cannot be applied to ``invoice`` as it stands, or ``None`` if it can.
-
-    Amounts are compared as numbers: the bank may answer "1" for an invoice sent as "1.00".
-    """
-    if result.transaction_id != invoice.transaction_id:
-        return f"bank answered for {result.transaction_id!r}"
-    if result.is_paid and result.amount_value != invoice.amount:
-        return f"bank reports {result.amount!r} paid, invoice is for {invoice.amount}"
-    return None
-
-
-def target_status(result: TransactionResult) -> str | None:
-    """The status a bank result asks for; ``None`` while the bank has no answer yet."""
-    if result.is_paid:
-        return Status.PAID
-    if result.is_unpaid:
-        return None
-    return Status.FAILED
+    """Why ``result`` cannot be applied to ``invoice`` as it stands, or ``None`` if it can."""
+    return decision.mismatch(result, transaction_id=invoice.transaction_id, amount=invoice.amount)
 
 
 #: Called once with what applying a bank result did: inside the status change's transaction
@@ -596,14 +569,14 @@ def apply_result(
     mismatch flags the invoice for a human and changes nothing. ``record`` is called once with
     the outcome (see :data:`Record`).
     """
-    problem = mismatch(invoice, result)
-    if problem:
-        return _recorded(flag_for_review(invoice, problem), record)
-    target = target_status(result)
-    if target is None:
-        return _recorded(
-            Change(invoice, invoice.status, invoice.status, "bank has no result yet"), record
-        )
+    decided = decision.decide(
+        invoice.status, result, transaction_id=invoice.transaction_id, amount=invoice.amount
+    )
+    if decided.review:
+        return _recorded(flag_for_review(invoice, decided.reason), record)
+    target = decided.target
+    if target is None:  # no result yet, or nothing this status may become
+        return _recorded(Change(invoice, invoice.status, invoice.status, decided.reason), record)
     # The bank's texts are outside its checksum: make them fit the columns, NUL included.
     fields: dict[str, Any] = {
         "bank_code": storable(result.error_code or "")[:10],

@@ -51,16 +51,15 @@ from golomt_payments.models import (
     Status,
 )
 from golomt_payments.services.cards import close_unfinished_registration, finish_card_registration
+from golomt_payments.services.decision import decide
 from golomt_payments.services.inbound import finish, process_push
 from golomt_payments.services.notifications import deliver_due
 from golomt_payments.services.payments import (
     PAYABLE_MARGIN,
-    can_transition,
     expire,
     inquire,
     mismatch,
     refresh,
-    target_status,
 )
 
 __all__ = ["DEFAULT_MESSAGE_LIMIT", "ReconcileSummary", "count_due", "reconcile"]
@@ -425,10 +424,12 @@ def _inspect(invoice: Invoice, *, plan: _Plan) -> str:
         return UNREACHABLE
     if result is None or _has_no_payment(invoice, result):
         return EXPIRED if _past_grace(invoice, plan) else UNCHANGED
-    target = target_status(result)
-    if mismatch(invoice, result) or target is None or not can_transition(invoice.status, target):
+    decided = decide(
+        invoice.status, result, transaction_id=invoice.transaction_id, amount=invoice.amount
+    )
+    if not decided.moves:
         return UNCHANGED
-    return PAID if target == Status.PAID else FAILED
+    return PAID if decided.target == Status.PAID else FAILED
 
 
 # --- card registrations ---------------------------------------------------------------------
