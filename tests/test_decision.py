@@ -7,9 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from golomt_payments.gateway import TransactionResult
-from golomt_payments.models import Status
-from golomt_payments.services.decision import TRANSITIONS, Decision, decide
+from golomt_payments.gateway import TokenResult, TransactionResult
+from golomt_payments.models import RegistrationStatus, Status
+from golomt_payments.services.decision import (
+    TRANSITIONS,
+    Decision,
+    decide,
+    decide_token,
+    registration_sources,
+)
 
 TID = "T0000000001"
 AMOUNT = Decimal("1000.00")
@@ -83,3 +89,49 @@ def test_another_amount_declined_is_just_a_decline() -> None:
 def test_the_table_never_leaves_paid_and_never_returns_to_new() -> None:
     assert TRANSITIONS[Status.PAID] == frozenset()
     assert all(Status.NEW not in targets for targets in TRANSITIONS.values())
+
+
+# --- card registrations ---------------------------------------------------------------------
+
+
+def token(code: str | None, value: str | None) -> TokenResult:
+    return TokenResult(
+        transaction_id=TID,
+        token=value,
+        error_code=code,
+        error_desc=None,
+        bank=None,
+        card_holder=None,
+        card_number=None,
+        raw={},
+    )
+
+
+@pytest.mark.parametrize("status", [RegistrationStatus.NEW, RegistrationStatus.PENDING])
+def test_a_token_saves_an_open_registration(status: str) -> None:
+    assert decide_token(status, token("000", "tok")) == Decision(RegistrationStatus.SAVED)
+    assert decide_token(status, token(None, "tok")) == Decision(RegistrationStatus.SAVED)
+
+
+@pytest.mark.parametrize("status", [RegistrationStatus.NEW, RegistrationStatus.PENDING])
+def test_an_error_code_fails_an_open_registration(status: str) -> None:
+    assert decide_token(status, token("300", None)) == Decision(RegistrationStatus.FAILED)
+
+
+@pytest.mark.parametrize("code", [None, "", "000"])
+def test_no_token_and_no_error_is_not_finished_yet(code: str | None) -> None:
+    assert not decide_token(RegistrationStatus.PENDING, token(code, None)).moves
+
+
+@pytest.mark.parametrize("status", [RegistrationStatus.SAVED, RegistrationStatus.FAILED])
+def test_a_finished_registration_stays_as_it_is(status: str) -> None:
+    assert not decide_token(status, token("000", "tok")).moves
+    assert not decide_token(status, token("300", None)).moves
+
+
+def test_only_open_registrations_may_close() -> None:
+    assert set(registration_sources(RegistrationStatus.FAILED)) == {
+        RegistrationStatus.NEW,
+        RegistrationStatus.PENDING,
+    }
+    assert registration_sources(RegistrationStatus.PENDING) == (RegistrationStatus.NEW,)

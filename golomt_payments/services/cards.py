@@ -23,7 +23,6 @@ from django.utils import timezone
 from golomt_payments import bank, conf
 from golomt_payments.bank import storable
 from golomt_payments.gateway import (
-    PAID,
     BadResponse,
     BankRefused,
     BankServerError,
@@ -66,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: A registration in one of these states has its answer; the bank is not asked again.
-FINISHED = (RegistrationStatus.SAVED, RegistrationStatus.FAILED)
+FINISHED = tuple(old for old, news in decision.REGISTRATION_TRANSITIONS.items() if not news)
 
 #: Why the reconciler closed a registration (kept in ``bank_description``, like the bank's words).
 UNFINISHED = "The card-saving page was not finished in time."
@@ -306,7 +305,9 @@ def start_card_registration(
     except BankRefused as exc:
         _close(registration, RegistrationStatus.FAILED, description=exc.message or "")
         raise
-    CardRegistration.objects.filter(pk=registration.pk, status=RegistrationStatus.NEW).update(
+    CardRegistration.objects.filter(
+        pk=registration.pk, status__in=decision.registration_sources(RegistrationStatus.PENDING)
+    ).update(
         status=RegistrationStatus.PENDING, bank_invoice=created.invoice, updated_at=timezone.now()
     )
     registration.refresh_from_db()
@@ -359,7 +360,7 @@ def close_unfinished_registration(registration: CardRegistration) -> bool:
     this call closed it. For the reconciler, once the bank still has no token after the grace:
     a finished one (saved or failed meanwhile) is left as it is."""
     closed = CardRegistration.objects.filter(
-        pk=registration.pk, status__in=(RegistrationStatus.NEW, RegistrationStatus.PENDING)
+        pk=registration.pk, status__in=decision.registration_sources(RegistrationStatus.FAILED)
     ).update(
         status=RegistrationStatus.FAILED,
         bank_description=UNFINISHED[:255],
@@ -370,17 +371,17 @@ def close_unfinished_registration(registration: CardRegistration) -> bool:
 
 
 def _record_token(registration: CardRegistration, result: TokenResult) -> CardToken | None:
-    failed = bool(result.error_code) and result.error_code != PAID
-    if not failed and not result.token:
-        return None  # the customer has not finished the page yet
+    if not decision.decide_token(registration.status, result).moves:
+        return registration.card_token  # not finished yet (or finished already)
     with transaction.atomic():
         locked = CardRegistration.objects.select_for_update().get(pk=registration.pk)
-        if locked.status in FINISHED:  # another request recorded it first
+        decided = decision.decide_token(locked.status, result)
+        if not decided.moves:  # another request recorded it first
             _copy(locked, registration)
             return locked.card_token
         card: CardToken | None = None
         saved = False
-        if not failed and result.token:
+        if decided.target == RegistrationStatus.SAVED and result.token:
             card, saved = keep_card(
                 owner_id=locked.owner_id,
                 account=locked.account,
@@ -404,7 +405,7 @@ def _record_token(registration: CardRegistration, result: TokenResult) -> CardTo
 
 def _close(registration: CardRegistration, status: str, *, description: str) -> None:
     CardRegistration.objects.filter(
-        pk=registration.pk, status__in=(RegistrationStatus.NEW, RegistrationStatus.PENDING)
+        pk=registration.pk, status__in=decision.registration_sources(status)
     ).update(status=status, bank_description=description[:255], updated_at=timezone.now())
     registration.refresh_from_db()
 

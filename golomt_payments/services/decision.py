@@ -9,10 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from golomt_payments.gateway import TransactionResult
-from golomt_payments.models import Status
+from golomt_payments.gateway import PAID, TokenResult, TransactionResult
+from golomt_payments.models import RegistrationStatus, Status
 
-__all__ = ["TRANSITIONS", "Decision", "can_transition", "decide", "mismatch", "target_status"]
+__all__ = [
+    "REGISTRATION_TRANSITIONS",
+    "TRANSITIONS",
+    "Decision",
+    "can_transition",
+    "decide",
+    "decide_token",
+    "mismatch",
+    "registration_sources",
+    "target_status",
+]
 
 #: Which status may follow which. Paid is final; a declined or expired invoice may still turn
 #: out paid (its page took another card, or the bank's answer came late).
@@ -75,3 +85,35 @@ def decide(
     if not can_transition(status, target):
         return Decision(None, "no change")
     return Decision(target)
+
+
+# --- card registrations (adding a card without buying) ---------------------------------------
+
+#: Which status of a card registration may follow which. Saved and failed are final.
+REGISTRATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    RegistrationStatus.NEW: frozenset(
+        {RegistrationStatus.PENDING, RegistrationStatus.SAVED, RegistrationStatus.FAILED}
+    ),
+    RegistrationStatus.PENDING: frozenset({RegistrationStatus.SAVED, RegistrationStatus.FAILED}),
+    RegistrationStatus.SAVED: frozenset(),
+    RegistrationStatus.FAILED: frozenset(),
+}
+
+
+def registration_sources(target: str) -> tuple[str, ...]:
+    """The statuses a registration may move to ``target`` from (for a conditional UPDATE)."""
+    return tuple(old for old, news in REGISTRATION_TRANSITIONS.items() if target in news)
+
+
+def decide_token(status: str, result: TokenResult) -> Decision:
+    """What the bank's ``/api/get/token`` answer asks of a registration in ``status``: saved
+    (when it carries a token: the caller still keeps the card, and fails the registration when
+    the token is another customer's), failed (an error code other than ``000``), or stay while
+    the customer has not finished the page."""
+    if not REGISTRATION_TRANSITIONS.get(status):
+        return Decision(None, "already finished")
+    if result.error_code and result.error_code != PAID:
+        return Decision(RegistrationStatus.FAILED)
+    if not result.token:
+        return Decision(None, "the customer has not finished the page yet")
+    return Decision(RegistrationStatus.SAVED)
