@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from golomt_payments.bank import storable
-from golomt_payments.gateway import TransactionResult
+from golomt_payments.gateway import TokenResult, TransactionResult
 from golomt_payments.models import CardRegistration, CardToken, Invoice, Method, SignalName
 from golomt_payments.services.notifications import Notice, owe
 
@@ -41,14 +41,7 @@ def on_paid(invoice: Invoice, result: TransactionResult | None) -> list[str]:
             invoice.transaction_id,
         )
         return []
-    card, saved = keep_card(
-        owner_id=invoice.owner_id,
-        account=invoice.account,
-        token=result.token,
-        card_number=result.card_number,
-        card_bank=result.bank,
-        card_holder=result.card_holder,
-    )
+    card, saved = keep_card(owner_id=invoice.owner_id, account=invoice.account, answer=result)
     if card is None:
         return []
     invoice.card_token = card
@@ -58,28 +51,23 @@ def on_paid(invoice: Invoice, result: TransactionResult | None) -> list[str]:
 
 
 def keep_card(
-    *,
-    owner_id: Any,
-    account: str,
-    token: str,
-    card_number: str | None,
-    card_bank: str | None,
-    card_holder: str | None,
+    *, owner_id: Any, account: str, answer: TransactionResult | TokenResult
 ) -> tuple[CardToken | None, bool]:
-    """The customer's card for ``token``, created if new; the flag says whether it is newly
-    saved (created, or saved again after the customer removed it), i.e. worth a signal.
+    """The customer's card for the token of the bank's ``answer`` (which has one), created if
+    new; the flag says whether it is newly saved (created, or saved again after the customer
+    removed it), i.e. worth a signal.
 
     ``None`` when the token is already another customer's card: it is never handed over.
     """
     # The bank's texts are outside any checksum of the token's: make them fit the columns.
     details = {
-        "card_number": storable(card_number or "")[:32],
-        "card_bank": storable(card_bank or "")[:100],
-        "card_holder": storable(card_holder or "")[:100],
+        "card_number": storable(answer.card_number or "")[:32],
+        "card_bank": storable(answer.bank or "")[:100],
+        "card_holder": storable(answer.card_holder or "")[:100],
     }
     with transaction.atomic():
         card, created = CardToken.objects.select_for_update().get_or_create(
-            account=account, token=token, defaults={"owner_id": owner_id, **details}
+            account=account, token=answer.token, defaults={"owner_id": owner_id, **details}
         )
         if created:
             return card, True

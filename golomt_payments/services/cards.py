@@ -382,14 +382,7 @@ def _record_token(registration: CardRegistration, result: TokenResult) -> CardTo
         card: CardToken | None = None
         saved = False
         if decided.target == RegistrationStatus.SAVED and result.token:
-            card, saved = keep_card(
-                owner_id=locked.owner_id,
-                account=locked.account,
-                token=result.token,
-                card_number=result.card_number,
-                card_bank=result.bank,
-                card_holder=result.card_holder,
-            )
+            card, saved = keep_card(owner_id=locked.owner_id, account=locked.account, answer=result)
         locked.status = RegistrationStatus.SAVED if card else RegistrationStatus.FAILED
         locked.card_token = card
         locked.bank_code = storable(result.error_code or "")[:10]

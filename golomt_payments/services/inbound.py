@@ -190,7 +190,7 @@ def _address(remote_addr: str | None) -> str | None:
 
 def log_refused(kind: str, *, remote_addr: str | None, endpoint: str, reason: str) -> BankMessage:
     """Log compactly a request refused before anything of it was read (throttled)."""
-    message = BankMessage.objects.create(
+    return BankMessage.objects.create(
         direction=Direction.INBOUND,
         kind=kind,
         remote_addr=_address(remote_addr),
@@ -199,7 +199,6 @@ def log_refused(kind: str, *, remote_addr: str | None, endpoint: str, reason: st
         error=reason,
         processed_at=timezone.now(),
     )
-    return message
 
 
 def finish(
@@ -413,7 +412,7 @@ def receive_push(
     if unread is None and max(len(raw), size or 0) > settings.max_push_bytes:
         unread = (413, f"body larger than {settings.max_push_bytes} bytes")
     refusal = unread
-    if settings.push_allowed_ips and not _allowed(remote_addr, settings.push_allowed_ips):
+    if settings.push_allowed_ips and not push_from_allowed_address(remote_addr):
         refusal = (403, "sender address is not in PUSH_ALLOWED_IPS")
     elif refusal is None and content_type.split(";")[0].strip().lower() != "application/json":
         refusal = (415, "content type must be application/json")
